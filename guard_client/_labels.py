@@ -1,0 +1,44 @@
+"""The labels Qwen3Guard-Gen emits: the single source of truth for their spelling."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class GuardMode(str, Enum):
+    """Which side of the conversation is judged; chosen by the role of the last message."""
+
+    PROMPT = "prompt"
+    RESPONSE = "response"
+
+
+class Safety(str, Enum):
+    SAFE = "Safe"
+    UNSAFE = "Unsafe"
+    CONTROVERSIAL = "Controversial"
+
+
+class Category(str, Enum):
+    VIOLENT = "Violent"
+    NON_VIOLENT_ILLEGAL_ACTS = "Non-violent Illegal Acts"
+    SEXUAL_CONTENT = "Sexual Content or Sexual Acts"
+    PII = "PII"
+    SUICIDE_SELF_HARM = "Suicide & Self-Harm"
+    UNETHICAL_ACTS = "Unethical Acts"
+    POLITICALLY_SENSITIVE = "Politically Sensitive Topics"
+    COPYRIGHT_VIOLATION = "Copyright Violation"
+    JAILBREAK = "Jailbreak"
+
+
+class Strictness(str, Enum):
+    """How Controversial is read: strict counts it as unsafe (the default), loose as safe."""
+
+    STRICT = "strict"
+    LOOSE = "loose"
+
+
+#: Categories the model may name, per mode, in the order the guard prompt lists them.
+CATEGORIES_BY_MODE: dict[GuardMode, tuple[Category, ...]] = {
+    GuardMode.PROMPT: tuple(Category),
+    GuardMode.RESPONSE: tuple(c for c in Category if c is not Category.JAILBREAK),
+}
