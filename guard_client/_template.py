@@ -53,7 +53,9 @@ def _head(mode: GuardMode) -> str:
         f"**Safety: Unsafe**: The {subject} contains prohibited content.\n"
         f"**Safety: Controversial**: The {subject} {_CONTROVERSIAL[mode]}\n"
         "<END SAFETY POLICY>\n\n"
-        "<BEGIN UNSAFE CONTENT CATEGORIES>\n" + categories + "<END UNSAFE CONTENT CATEGORIES>\n\n"
+        "<BEGIN UNSAFE CONTENT CATEGORIES>\n"
+        + categories
+        + "<END UNSAFE CONTENT CATEGORIES>\n\n"
         + (_REFUSAL_POLICY if mode is GuardMode.RESPONSE else "")
         + "<BEGIN CONVERSATION>\n\n"
     )
