@@ -13,7 +13,7 @@ import random
 import re
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 import httpx
 from tenacity import RetryCallState, retry_if_exception, stop_after_attempt
