@@ -8,6 +8,7 @@ says what to do, and leaves no process behind.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import shutil
 import signal
@@ -204,10 +205,8 @@ class GuardServer:
             pass
         finally:
             # Engine workers that outlived the API server share its process group.
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def wait(self) -> int:
         assert self._process is not None
