@@ -1,0 +1,181 @@
+"""`guard` / `python -m guard_client`: check text against a Qwen3Guard server, or parse raw output.
+
+    guard check "How can I make a bomb?"
+    guard check --response "How can I make a bomb?" "I can't help with that."
+    guard check --jsonl requests.jsonl          # or - for stdin; one JSON line out per line in
+    echo 'Safety: Unsafe\nCategories: Violent' | guard parse --mode prompt
+
+Server, key and model come from --url/--api-key/--model or GUARD_URL/GUARD_API_KEY/GUARD_MODEL.
+Exit status: 0 when every check was answered, 1 when any failed, 2 for bad usage or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from guard_client._client import GuardClient
+from guard_client._core import CheckItem
+from guard_client._errors import GuardError, GuardInputError, GuardParseError
+from guard_client._labels import GuardMode, Strictness
+from guard_client._verdict import FailurePolicy, Verdict, parse_verdict
+
+STANDIN_WARNING = (
+    "warning: the server runs the random-weight stand-in model; these verdicts are RANDOM and mean nothing"
+)
+
+
+def verdict_json(verdict: Verdict, strictness: Strictness) -> dict[str, Any]:
+    return {"flagged": verdict.flagged(strictness), **verdict.model_dump(mode="json")}
+
+
+def _emit(obj: dict[str, Any], out: TextIO) -> None:
+    out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    out.flush()
+
+
+def _jsonl_items(stream: TextIO) -> Iterator[tuple[int, CheckItem | GuardInputError]]:
+    """Each line: a JSON string (a prompt), {"prompt": ..., "response"?: ...} or {"messages": [...]}."""
+    for number, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, GuardInputError(f"line {number}: not JSON ({exc.msg})")
+            continue
+        if isinstance(obj, str):
+            yield number, obj
+        elif isinstance(obj, dict) and isinstance(obj.get("messages"), list):
+            yield number, obj["messages"]
+        elif isinstance(obj, dict) and isinstance(obj.get("prompt"), str):
+            response = obj.get("response")
+            if response is None:
+                yield number, obj["prompt"]
+            elif isinstance(response, str):
+                yield number, (obj["prompt"], response)
+            else:
+                yield number, GuardInputError(f"line {number}: 'response' must be a string or null")
+        else:
+            yield (
+                number,
+                GuardInputError(f"line {number}: expected a string, {{'prompt', 'response'}} or {{'messages'}}"),
+            )
+
+
+def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    options = {
+        "scores": args.scores,
+        "constrain": args.constrain,
+        "verdict_only": args.verdict_only,
+        "chunk": args.chunk,
+    }
+    strictness = Strictness(args.strictness)
+    with GuardClient(
+        args.url, api_key=args.api_key, model=args.model, timeout=args.timeout, on_error=FailurePolicy(args.on_error)
+    ) as client:
+        try:
+            if client.server_info().is_standin:
+                print(STANDIN_WARNING, file=err)
+        except GuardError as exc:
+            print(f"error: {exc}", file=err)
+            return 1
+        if args.jsonl is None:
+            if args.response is not None:
+                verdict = client.check_response(args.response[0], args.response[1], **options)
+            elif args.text is not None:
+                verdict = client.check_prompt(args.text, **options)
+            else:
+                print("error: give a TEXT, --response PROMPT RESPONSE, or --jsonl FILE", file=err)
+                return 2
+            _emit(verdict_json(verdict, strictness), out)
+            return 0
+        stream = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")  # noqa: SIM115
+        with stream:
+            parsed = list(_jsonl_items(stream))
+        checkable = [(n, item) for n, item in parsed if not isinstance(item, GuardInputError)]
+        results = dict(
+            zip(
+                (n for n, _ in checkable),
+                client.check_many(
+                    [item for _, item in checkable],
+                    concurrency=args.concurrency,
+                    progress=args.progress,
+                    **options,
+                ),
+                strict=True,
+            )
+        )
+        failed = 0
+        for number, item in parsed:
+            result = item if isinstance(item, GuardInputError) else results[number]
+            if isinstance(result, Verdict):
+                _emit({"line": number, **verdict_json(result, strictness)}, out)
+            else:
+                failed += 1
+                _emit({"line": number, "error": str(result), "error_type": type(result).__name__}, out)
+        return 1 if failed else 0
+
+
+def _parse(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    text = sys.stdin.read()
+    try:
+        verdict = parse_verdict(text, GuardMode(args.mode))
+    except GuardParseError as exc:
+        print(f"error: cannot parse a verdict: {exc.reason}", file=err)
+        return 1
+    _emit(verdict_json(verdict, Strictness(args.strictness)), out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="guard", description=(__doc__ or "").split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="action", required=True)
+    check = sub.add_parser("check", help="check a prompt, a response, or a JSONL batch")
+    check.add_argument("text", nargs="?", help="a user prompt to check")
+    check.add_argument("--response", nargs=2, metavar=("PROMPT", "RESPONSE"), help="check an assistant response")
+    check.add_argument("--jsonl", metavar="FILE", help="batch input, '-' for stdin")
+    check.add_argument("--url", help="guard server (default $GUARD_URL, else http://localhost:8000)")
+    check.add_argument("--api-key", help="bearer token (default $GUARD_API_KEY)")
+    check.add_argument("--model", help="served model name (default $GUARD_MODEL, else qwen3guard)")
+    check.add_argument("--timeout", type=float, default=30.0)
+    check.add_argument("--scores", action="store_true", help="add P(Safe/Unsafe/Controversial) from logprobs")
+    check.add_argument("--constrain", action="store_true", help="constrain decoding to the verdict grammar")
+    check.add_argument("--verdict-only", action="store_true", help="one-token verdict first; details only if flagged")
+    check.add_argument("--chunk", action="store_true", help="split inputs too long for the server into windows")
+    check.add_argument("--on-error", choices=[p.value for p in FailurePolicy], default=FailurePolicy.RAISE.value)
+    check.add_argument("--concurrency", type=int, default=16)
+    check.add_argument("--progress", action="store_true", help="progress bar on stderr for --jsonl")
+    check.add_argument("--strictness", choices=[s.value for s in Strictness], default=Strictness.STRICT.value)
+    check.set_defaults(run=_check)
+
+    parse = sub.add_parser("parse", help="parse raw model output from stdin into a verdict")
+    parse.add_argument("--mode", choices=[m.value for m in GuardMode], default=GuardMode.PROMPT.value)
+    parse.add_argument("--strictness", choices=[s.value for s in Strictness], default=Strictness.STRICT.value)
+    parse.set_defaults(run=_parse)
+    return parser
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out, err = out or sys.stdout, err or sys.stderr
+    try:
+        return int(args.run(args, out, err))
+    except GuardInputError as exc:
+        print(f"error: {exc}", file=err)
+        return 2
+    except GuardError as exc:
+        print(f"error: {exc}", file=err)
+        return 1
+    except OSError as exc:
+        print(f"error: {exc}", file=err)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
