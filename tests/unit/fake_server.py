@@ -1,0 +1,70 @@
+"""An in-process stand-in for the vLLM HTTP API (httpx.MockTransport), for fast client unit tests."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+# Token ids as the real Qwen tokenizer splits "Safety: <word>".
+VERDICT_IDS = {"Safe": 22291, "Unsafe": 73067, "Controversial": 2093}
+PREFIX_IDS = [73037, 25]
+
+
+@dataclass
+class FakeVLLM:
+    """Answers like vLLM; `reply` gives the chat output text, `script` can override any response."""
+
+    reply: Callable[[dict[str, Any]], str] = lambda body: "Safety: Safe\nCategories: None"
+    max_model_len: int = 8192
+    model: str = "qwen3guard"
+    root: str = "/models/Qwen3Guard-Gen-0.6B"
+    verdict_probs: dict[str, float] = field(
+        default_factory=lambda: {"Safe": 0.1, "Unsafe": 0.85, "Controversial": 0.05}
+    )
+    script: list[httpx.Response | Exception] = field(default_factory=list)
+    calls: list[tuple[str, dict[str, Any] | None]] = field(default_factory=list)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        self.calls.append((request.url.path, body))
+        if self.script:
+            item = self.script.pop(0)
+            if isinstance(item, Exception):
+                raise item
+            return item
+        path = request.url.path
+        if path == "/v1/models":
+            return httpx.Response(
+                200, json={"data": [{"id": self.model, "root": self.root, "max_model_len": self.max_model_len}]}
+            )
+        if path == "/tokenize":
+            return httpx.Response(200, json=self._tokenize(body or {}))
+        if path == "/v1/chat/completions":
+            return httpx.Response(
+                200, json={"choices": [{"message": {"content": self.reply(body or {})}, "finish_reason": "stop"}]}
+            )
+        if path == "/v1/completions":
+            top = {f"token_id:{VERDICT_IDS[w]}": math.log(p) for w, p in self.verdict_probs.items()}
+            chosen = max(self.verdict_probs, key=self.verdict_probs.__getitem__)
+            token = f"token_id:{VERDICT_IDS[chosen]}"
+            logprobs = {"tokens": [token], "token_logprobs": [top[token]], "top_logprobs": [top]}
+            return httpx.Response(200, json={"choices": [{"text": " " + chosen, "logprobs": logprobs}]})
+        return httpx.Response(404, json={"error": {"message": f"no route {path}"}})
+
+    def _tokenize(self, body: dict[str, Any]) -> dict[str, Any]:
+        prompt = body.get("prompt", "")
+        if prompt == "Safety:":
+            tokens = PREFIX_IDS
+        elif prompt.startswith("Safety: ") and prompt[8:] in VERDICT_IDS:
+            tokens = [*PREFIX_IDS, VERDICT_IDS[prompt[8:]]]
+        else:
+            tokens = list(range(len(prompt.split())))  # one token per word: easy to reason about
+        return {"count": len(tokens), "tokens": tokens, "max_model_len": self.max_model_len}
+
+    def paths(self) -> list[str]:
+        return [path for path, _ in self.calls]

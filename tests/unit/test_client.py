@@ -1,0 +1,329 @@
+"""Client behaviour against an in-process fake of vLLM's API: requests, retries, errors, policies."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import httpx
+import pytest
+
+from guard_client import (
+    AsyncGuardClient,
+    Category,
+    FailurePolicy,
+    GuardClient,
+    GuardConnectionError,
+    GuardError,
+    GuardHTTPError,
+    GuardInputError,
+    GuardMode,
+    GuardParseError,
+    GuardTimeoutError,
+    Safety,
+    Verdict,
+)
+from guard_client._core import DEFAULT_MIN_VERDICT_MASS, MAX_TOKENS, combine_worst_first
+from tests.unit.fake_server import FakeVLLM
+
+
+def make(fake: FakeVLLM, **kwargs: Any) -> GuardClient:
+    return GuardClient("http://guard.test", transport=httpx.MockTransport(fake), **kwargs)
+
+
+def make_async(fake: FakeVLLM, **kwargs: Any) -> AsyncGuardClient:
+    return AsyncGuardClient("http://guard.test", transport=httpx.MockTransport(fake), **kwargs)
+
+
+def chat_bodies(fake: FakeVLLM) -> list[dict[str, Any]]:
+    return [body for path, body in fake.calls if path == "/v1/chat/completions" and body is not None]
+
+
+def test_every_request_is_greedy_with_a_small_max_tokens() -> None:
+    fake = FakeVLLM()
+    with make(fake) as guard:
+        guard.check_prompt("hello")
+        guard.check_response("q", "a")
+    for body in chat_bodies(fake):
+        assert body["temperature"] == 0
+        assert body["max_tokens"] == MAX_TOKENS
+        assert body["model"] == "qwen3guard"
+    assert chat_bodies(fake)[1]["messages"] == [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+
+
+def test_response_mode_parses_refusal() -> None:
+    fake = FakeVLLM(reply=lambda body: "Safety: Unsafe\nCategories: Violent\nRefusal: No")
+    with make(fake) as guard:
+        v = guard.check_response("q", "a")
+    assert (v.mode, v.safety, v.categories, v.refusal) == (GuardMode.RESPONSE, Safety.UNSAFE, [Category.VIOLENT], False)
+
+
+def test_constrain_sends_the_verdict_grammar() -> None:
+    fake = FakeVLLM()
+    with make(fake) as guard:
+        guard.check_prompt("x", constrain=True)
+        guard.check_response("x", "y", constrain=True)
+    prompt_body, response_body = chat_bodies(fake)
+    assert prompt_body["structured_outputs"]["regex"].startswith("Safety: (Safe|Unsafe|Controversial)\\nCategories: ")
+    assert "Jailbreak" in prompt_body["structured_outputs"]["regex"]
+    assert "Jailbreak" not in response_body["structured_outputs"]["regex"]
+    assert response_body["structured_outputs"]["regex"].endswith("\\nRefusal: (Yes|No)")
+
+
+def test_api_key_is_sent_as_bearer(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        return FakeVLLM()(request)
+
+    monkeypatch.setenv("GUARD_API_KEY", "from-env")
+    with GuardClient("http://guard.test", transport=httpx.MockTransport(handler)) as guard:
+        guard.check_prompt("x")
+    assert set(seen) == {"Bearer from-env"}
+
+
+def test_500_then_200_is_retried() -> None:
+    fake = FakeVLLM(
+        script=[
+            httpx.Response(200, json={"data": [{"id": "qwen3guard", "root": "r", "max_model_len": 8192}]}),
+            httpx.Response(500, json={"error": {"message": "boom"}}),
+        ]
+    )
+    with make(fake, max_retries=2) as guard:
+        v = guard.check_prompt("x")
+    assert v.safety is Safety.SAFE
+    assert fake.paths() == ["/v1/models", "/v1/chat/completions", "/v1/chat/completions"]
+
+
+def test_retry_after_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr("tenacity.nap.time.sleep", slept.append)
+    fake = FakeVLLM(
+        script=[httpx.Response(429, headers={"Retry-After": "3"}, json={"error": {"message": "slow down"}})]
+    )
+    with make(fake) as guard:
+        assert guard.server_info().model == "qwen3guard"
+    assert slept == [3.0]
+
+
+def test_retries_give_up_with_the_http_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tenacity.nap.time.sleep", lambda s: None)
+    fake = FakeVLLM(script=[httpx.Response(503, json={"error": {"message": "overloaded"}})] * 3)
+    with make(fake, max_retries=2) as guard, pytest.raises(GuardHTTPError, match="HTTP 503: overloaded") as info:
+        guard.server_info()
+    assert info.value.status_code == 503
+    assert len(fake.calls) == 3
+
+
+def test_client_errors_are_not_retried() -> None:
+    fake = FakeVLLM(script=[httpx.Response(401, json={"error": {"message": "bad key"}})])
+    with make(fake) as guard, pytest.raises(GuardHTTPError, match="401"):
+        guard.server_info()
+    assert len(fake.calls) == 1
+
+
+def test_connection_and_timeout_errors_map_to_the_tree(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tenacity.nap.time.sleep", lambda s: None)
+    fake = FakeVLLM(script=[httpx.ConnectError("refused")] * 3)
+    with make(fake) as guard, pytest.raises(GuardConnectionError, match="cannot reach the guard"):
+        guard.server_info()
+    fake = FakeVLLM(script=[httpx.ReadTimeout("slow")] * 3)
+    with make(fake) as guard, pytest.raises(GuardTimeoutError):
+        guard.server_info()
+    assert issubclass(GuardTimeoutError, GuardConnectionError)
+
+
+def test_unknown_model_is_a_clear_error() -> None:
+    with make(FakeVLLM(model="other")) as guard, pytest.raises(GuardError, match="'qwen3guard' is not served"):
+        guard.check_prompt("x")
+
+
+def test_unparseable_output_raises_by_default_and_follows_policies() -> None:
+    fake = FakeVLLM(reply=lambda body: "I think it is fine")
+    with make(fake) as guard, pytest.raises(GuardParseError, match="no 'Safety:' line"):
+        guard.check_prompt("x")
+    with make(fake, on_error="fail_closed") as guard:
+        closed = guard.check_prompt("x")
+    with make(fake, on_error=FailurePolicy.FAIL_OPEN) as guard:
+        opened = guard.check_prompt("x")
+    for v in (closed, opened):
+        assert v.safety is None and "no 'Safety:' line" in (v.error or "") and v.raw == "I think it is fine"
+    assert closed.flagged() and closed.policy is FailurePolicy.FAIL_CLOSED
+    assert not opened.flagged() and opened.policy is FailurePolicy.FAIL_OPEN
+
+
+def test_input_errors_always_raise_even_when_failing_open() -> None:
+    with make(FakeVLLM(), on_error="fail_open") as guard, pytest.raises(GuardInputError):
+        guard.check([])
+
+
+def test_too_long_input_is_refused_before_the_check_is_sent() -> None:
+    fake = FakeVLLM(max_model_len=600)
+    text = "word " * 700  # 700 tokens in the fake's tokenizer
+    with make(fake) as guard, pytest.raises(GuardInputError, match=r"more than the 568 the server accepts.*chunk=True"):
+        guard.check_prompt(text)
+    assert "/v1/chat/completions" not in fake.paths()
+
+
+def test_short_inputs_skip_the_token_count() -> None:
+    fake = FakeVLLM()
+    with make(fake) as guard:
+        guard.check_prompt("short")
+    assert "/tokenize" not in fake.paths()
+
+
+def test_chunking_checks_overlapping_windows_and_keeps_the_worst() -> None:
+    def reply(body: dict[str, Any]) -> str:
+        return (
+            "Safety: Unsafe\nCategories: Violent"
+            if "BAD" in body["messages"][-1]["content"]
+            else "Safety: Safe\nCategories: None"
+        )
+
+    fake = FakeVLLM(max_model_len=1000, reply=reply)
+    words = [f"w{i}" for i in range(2000)]
+    words[1500] = "BAD"
+    with make(fake) as guard:
+        v = guard.check_prompt(" ".join(words), chunk=True)
+    windows = [b["messages"][-1]["content"] for b in chat_bodies(fake)]
+    assert len(windows) > 2
+    assert v.safety is Safety.UNSAFE and v.categories == [Category.VIOLENT]
+    # Windows overlap and together cover every word.
+    covered = set().union(*(w.split() for w in windows))
+    assert covered >= set(words) - {""}
+    assert all(a.split()[-1] in b for a, b in itertools.pairwise(windows))
+
+
+def test_combine_worst_first() -> None:
+    safe = Verdict(mode=GuardMode.PROMPT, safety=Safety.SAFE)
+    contr = Verdict(mode=GuardMode.PROMPT, safety=Safety.CONTROVERSIAL, categories=[Category.PII])
+    unsafe = Verdict(mode=GuardMode.PROMPT, safety=Safety.UNSAFE, categories=[Category.VIOLENT])
+    undecided = Verdict.undecided(GuardMode.PROMPT, "x", FailurePolicy.FAIL_OPEN)
+    assert combine_worst_first(GuardMode.PROMPT, [safe, contr, safe]).categories == [Category.PII]
+    assert combine_worst_first(GuardMode.PROMPT, [undecided, unsafe]).safety is Safety.UNSAFE
+    assert combine_worst_first(GuardMode.PROMPT, [safe, undecided]).safety is None
+    with pytest.raises(GuardTimeoutError):
+        combine_worst_first(GuardMode.PROMPT, [safe, GuardTimeoutError("late")])
+
+
+def test_scores_from_chat_logprobs() -> None:
+    import math
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/v1/chat/completions":
+            return FakeVLLM()(request)
+        steps = [("Safety", 73037), (":", 25), (" Unsafe", 73067), ("\n", 198)]
+        content = [
+            {
+                "token": f"token_id:{tid}",
+                "logprob": -0.1,
+                "bytes": list(text.encode()),
+                "top_logprobs": [
+                    {"token": "token_id:22291", "logprob": math.log(0.2)},
+                    {"token": "token_id:2093", "logprob": math.log(0.1)},
+                ]
+                if tid == 73067
+                else [],
+            }
+            for text, tid in steps
+        ]
+        content[2]["logprob"] = math.log(0.7)
+        return httpx.Response(
+            200,
+            json={
+                "choices": [
+                    {"message": {"content": "Safety: Unsafe\nCategories: Violent"}, "logprobs": {"content": content}}
+                ]
+            },
+        )
+
+    with GuardClient("http://guard.test", transport=httpx.MockTransport(handler)) as guard:
+        v = guard.check_prompt("x", scores=True)
+    assert v.scores is not None
+    assert (v.scores.safe, v.scores.unsafe, v.scores.controversial) == pytest.approx((0.2, 0.7, 0.1))
+
+
+def test_verdict_first_fetches_details_only_when_flagged() -> None:
+    fake = FakeVLLM(verdict_probs={"Safe": 0.9, "Unsafe": 0.06, "Controversial": 0.04})
+    with make(fake) as guard:
+        v = guard.check_prompt("hello", verdict_only=True)
+    assert v.safety is Safety.SAFE and v.scores is not None and v.scores.safe == pytest.approx(0.9)
+    completion = next(body for path, body in fake.calls if path == "/v1/completions")
+    assert completion is not None
+    assert completion["max_tokens"] == 1 and completion["prompt"].endswith("</think>\n\nSafety:")
+    assert sorted(completion["allowed_token_ids"]) == sorted([22291, 73067, 2093])
+    assert "/v1/chat/completions" not in fake.paths()
+
+    fake = FakeVLLM(reply=lambda body: "Safety: Unsafe\nCategories: Violent")
+    with make(fake) as guard:
+        v = guard.check_prompt("hello", verdict_only=True)
+    assert v.safety is Safety.UNSAFE and v.categories == [Category.VIOLENT]
+    follow_up = chat_bodies(fake)[0]
+    assert follow_up["structured_outputs"]["regex"].startswith("Safety: Unsafe\\nCategories: ")
+
+
+def test_verdict_first_refuses_to_decide_without_verdict_mass() -> None:
+    fake = FakeVLLM(verdict_probs={"Safe": 1e-5, "Unsafe": 1e-6, "Controversial": 1e-6})
+    with make(fake) as guard, pytest.raises(GuardParseError, match="probability on a verdict word"):
+        guard.check_prompt("x", verdict_only=True)
+    with make(fake, on_error="fail_closed") as guard:
+        assert guard.check_prompt("x", verdict_only=True).flagged()
+    with make(fake, min_verdict_mass=0) as guard:
+        assert guard.check_prompt("x", verdict_only=True).safety is Safety.SAFE
+    assert DEFAULT_MIN_VERDICT_MASS > 0
+
+
+def test_check_many_keeps_order_and_reports_failures_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tenacity.nap.time.sleep", lambda s: None)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/chat/completions" and b"FAIL" in request.content:
+            return httpx.Response(500, json={"error": {"message": "kaput"}})
+        return FakeVLLM(reply=lambda b: "Safety: Unsafe\nCategories: PII" if "pii" in str(b) else "Safety: Safe")(
+            request
+        )
+
+    items: list[Any] = ["a", "pii please", "FAIL", ("q", "pii answer"), 42, [{"role": "user", "content": "b"}]]
+    with GuardClient("http://guard.test", transport=httpx.MockTransport(handler), max_retries=1) as guard:
+        results = guard.check_many(items, concurrency=3)
+    assert [type(r).__name__ for r in results] == [
+        "Verdict",
+        "Verdict",
+        "GuardHTTPError",
+        "Verdict",
+        "GuardInputError",
+        "Verdict",
+    ]
+    assert [r.safety for r in results if isinstance(r, Verdict)] == [
+        Safety.SAFE,
+        Safety.UNSAFE,
+        Safety.UNSAFE,
+        Safety.SAFE,
+    ]
+
+
+def test_async_twin_behaves_the_same() -> None:
+    fake = FakeVLLM(reply=lambda body: "Safety: Controversial\nCategories: Politically Sensitive Topics")
+
+    async def run() -> tuple[Verdict, list[Verdict | GuardError]]:
+        async with make_async(fake) as guard:
+            one = await guard.check_prompt("x")
+            many = await guard.check_many(["a", ("b", "c"), []], concurrency=2)
+            return one, many
+
+    one, many = asyncio.run(run())
+    assert one.safety is Safety.CONTROVERSIAL and one.flagged() and not one.flagged("loose")
+    assert isinstance(many[0], Verdict) and isinstance(many[1], Verdict) and many[1].mode is GuardMode.RESPONSE
+    assert isinstance(many[2], GuardInputError)
+
+
+def test_bad_settings_are_input_errors() -> None:
+    with pytest.raises(GuardInputError):
+        GuardClient(timeout=0)
+    with make(FakeVLLM()) as guard:
+        with pytest.raises(GuardInputError, match="concurrency"):
+            guard.check_many(["x"], concurrency=0)
+        with pytest.raises(GuardInputError, match="verdict_only already constrains"):
+            guard.check_prompt("x", verdict_only=True, constrain=True)

@@ -1,0 +1,54 @@
+"""The OpenAI moderation shape of a verdict."""
+
+from __future__ import annotations
+
+import pytest
+
+from guard_client import (
+    OPENAI_CATEGORIES,
+    QWEN_TO_OPENAI,
+    Category,
+    FailurePolicy,
+    GuardMode,
+    Safety,
+    Scores,
+    Verdict,
+)
+
+
+def test_every_label_has_a_documented_mapping_onto_real_openai_keys() -> None:
+    assert set(QWEN_TO_OPENAI) == set(Category)
+    assert {key for keys in QWEN_TO_OPENAI.values() for key in keys} <= set(OPENAI_CATEGORIES)
+
+
+def test_unsafe_verdict_shape() -> None:
+    v = Verdict(mode=GuardMode.PROMPT, safety=Safety.UNSAFE, categories=[Category.VIOLENT, Category.JAILBREAK])
+    result = v.to_openai_moderation()
+    assert set(result) == {"flagged", "categories", "category_scores", "category_applied_input_types", "qwen3guard"}
+    assert result["flagged"] is True
+    assert [k for k, hit in result["categories"].items() if hit] == ["violence"]
+    assert result["category_scores"]["violence"] == 1.0 and result["category_scores"]["hate"] == 0.0
+    assert set(result["category_applied_input_types"]) == set(OPENAI_CATEGORIES)
+    assert result["qwen3guard"]["labels"] == ["Violent", "Jailbreak"]
+    assert result["qwen3guard"]["severity"] == "Unsafe"
+
+
+def test_scores_become_category_scores() -> None:
+    v = Verdict(
+        mode=GuardMode.RESPONSE,
+        safety=Safety.UNSAFE,
+        categories=[Category.UNETHICAL_ACTS],
+        refusal=False,
+        scores=Scores(safe=0.1, unsafe=0.6, controversial=0.3),
+    )
+    result = v.to_openai_moderation()
+    assert result["category_scores"]["hate"] == result["category_scores"]["harassment"] == pytest.approx(0.9)
+    assert result["qwen3guard"]["refusal"] is False
+
+
+def test_safe_and_undecided() -> None:
+    safe = Verdict(mode=GuardMode.PROMPT, safety=Safety.SAFE).to_openai_moderation()
+    assert safe["flagged"] is False and not any(safe["categories"].values())
+    closed = Verdict.undecided(GuardMode.PROMPT, "down", FailurePolicy.FAIL_CLOSED).to_openai_moderation()
+    assert closed["flagged"] is True and closed["qwen3guard"]["severity"] is None
+    assert closed["qwen3guard"]["error"] == "down"
