@@ -63,9 +63,12 @@ otherwise the chart's own, created from `value` by secrets.yaml.
 {{- $secret.existingSecret | default (printf "%s-%s" (include "qwen3guard.fullname" $ctx) $suffix) -}}
 {{- end -}}
 
-{{- /* Refusals the schema cannot express, because they depend on the chosen profile. */ -}}
+{{- /* Refusals the schema cannot express, or not with a message that says what to do. */ -}}
 {{- define "qwen3guard.check" -}}
 {{- $profile := include "qwen3guard.profile" . | fromJson -}}
+{{- if has .Values.image.tag (list "latest" "nightly") -}}
+{{- fail (printf "image.tag: %q moves under a running release; pin a release tag (vX.Y.Z)" .Values.image.tag) -}}
+{{- end -}}
 {{- if not (or .Values.apiKey.existingSecret .Values.apiKey.value) -}}
 {{- fail "apiKey: set apiKey.existingSecret (a Secret holding the key) or apiKey.value; the guard never serves without an API key" -}}
 {{- end -}}
