@@ -87,8 +87,8 @@ TAILS: dict[GuardMode, str] = {mode: _tail(mode) for mode in GuardMode}
 def content_text(content: Any) -> str:
     """Flatten a message's content to the string the template concatenates.
 
-    Multi-part (OpenAI content-array) content is joined with newlines, as vLLM does for
-    templates that take string content; a part that carries no text is refused.
+    Multi-part (OpenAI content-array) content is joined with newlines and empty parts are
+    skipped, as vLLM does for templates that take string content; a non-text part is refused.
     """
     if isinstance(content, str):
         return content
@@ -102,7 +102,7 @@ def content_text(content: Any) -> str:
             else:
                 kind = part.get("type") if isinstance(part, Mapping) else type(part).__name__
                 raise GuardInputError(f"message content part of type {kind!r} is not text; the guard reads text only")
-        return "\n".join(texts)
+        return "\n".join(text for text in texts if text)
     raise GuardInputError(f"message content must be a string or a list of text parts, not {type(content).__name__}")
 
 

@@ -57,6 +57,7 @@ def test_multi_turn_drops_tool_and_later_system_messages() -> None:
 def test_multi_part_content_is_flattened_with_newlines() -> None:
     parts = [{"type": "text", "text": "first"}, {"type": "text", "text": "second"}]
     assert content_text(parts) == "first\nsecond"
+    assert content_text([{"type": "text", "text": ""}, *parts, "third"]) == "first\nsecond\nthird"
     assert "USER: first\nsecond\n\n<END" in render_guard_prompt([{"role": "user", "content": parts}])
 
 
