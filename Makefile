@@ -13,7 +13,7 @@ MODEL   ?=
 PORT    ?=
 SERVE_FLAGS = $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) $(if $(PORT),--port $(PORT))
 
-.PHONY: install serve test lint unit e2e standin bench-serve bench loadtest eval clean
+.PHONY: install serve test lint unit e2e standin bench-serve bench bench-client loadtest eval clean
 
 install: $(STAMP)
 
@@ -44,3 +44,7 @@ unit: install
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# Client overhead: render + parse per verdict, check_many against an instant fake server.
+bench-client: install
+	$(BIN)/python -m loadtest.client_overhead --out loadtest/reports

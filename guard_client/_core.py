@@ -456,6 +456,9 @@ def _http_error(response: httpx.Response) -> GuardHTTPError:
 
 
 def map_transport_error(exc: httpx.HTTPError, base_url: str) -> GuardError:
-    if isinstance(exc, httpx.TimeoutException):
+    cause = exc.__cause__
+    # httpx-aiohttp reports a refused connection as ConnectTimeout; its cause tells the truth.
+    refused = isinstance(cause, OSError) and not isinstance(cause, TimeoutError)
+    if isinstance(exc, httpx.TimeoutException) and not refused:
         return GuardTimeoutError(f"no answer from {base_url} in time ({type(exc).__name__})")
     return GuardConnectionError(f"cannot reach the guard at {base_url}: {exc or type(exc).__name__}")

@@ -14,6 +14,7 @@ from guard_client import (
     AsyncGuardClient,
     FailurePolicy,
     GuardClient,
+    GuardConnectionError,
     GuardError,
     GuardInputError,
     GuardMode,
@@ -81,6 +82,16 @@ def test_unreachable_server_fails_closed_when_asked() -> None:
     with GuardClient("http://127.0.0.1:9", max_retries=0, on_error="fail_closed") as guard:
         verdict = guard.check_prompt("anyone there?")
     assert verdict.flagged() and "cannot reach the guard" in (verdict.error or "")
+
+
+def test_async_client_reports_a_refused_connection_as_such() -> None:
+    async def run() -> None:
+        async with AsyncGuardClient("http://127.0.0.1:9", max_retries=0) as guard:
+            await guard.check_prompt("anyone there?")
+
+    with pytest.raises(GuardConnectionError, match="cannot reach the guard") as info:
+        asyncio.run(run())
+    assert not isinstance(info.value, GuardTimeoutError)
 
 
 def test_check_many_with_failures_in_the_middle(guard_url: str) -> None:
