@@ -80,3 +80,17 @@ def test_a_profile_file_that_is_not_a_mapping(tmp_path: Path) -> None:
     path.write_text("- a\n- b\n")
     with pytest.raises(ProfileError, match="expected a mapping"):
         load_profile(path)
+
+
+def test_dockerfile_runs_the_gpu_profile_on_the_pinned_image() -> None:
+    import json
+    import re
+
+    dockerfile = (PROFILE_DIR.parent / "Dockerfile").read_text()
+    entrypoint = re.search(r"^ENTRYPOINT (\[.*\])$", dockerfile, re.MULTILINE)
+    assert entrypoint is not None
+    assert json.loads(entrypoint.group(1)) == load_profile("gpu").container_command()
+    image = re.search(r"^FROM vllm/vllm-openai:v(\S+)$", dockerfile, re.MULTILINE)
+    pyproject = (PROFILE_DIR.parent.parent / "pyproject.toml").read_text()
+    assert image is not None and f'"vllm=={image.group(1)}"' in pyproject
+    assert re.search(r"^USER \d+$", dockerfile, re.MULTILINE), "the container must not run as root"
