@@ -48,3 +48,11 @@ clean:
 # Client overhead: render + parse per verdict, check_many against an instant fake server.
 bench-client: install
 	$(BIN)/python -m loadtest.client_overhead --out loadtest/reports
+
+# Reproduce the published benchmark and measure false positives against any guard endpoint, e.g.
+#   make eval GUARD_URL=http://gpu-box:8000 EVAL_ARGS="--datasets xstest_prompt jbb_benign --limit 100"
+# Results land in eval/results/; rerunning the same command resumes an interrupted run.
+GUARD_URL ?= http://localhost:8000
+EVAL_ARGS ?=
+eval: install
+	$(BIN)/python -m guard_client.eval --url $(GUARD_URL) $(EVAL_ARGS)
