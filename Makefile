@@ -4,9 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # A usable NVIDIA GPU picks the CUDA build of vLLM; otherwise the CPU build serves the stand-in.
 GPU    := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
-EXTRAS := $(if $(GPU),gpu,cpu),dev,helm,loadtest
-STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma  := ,
+EXTRAS := $(if $(GPU),gpu,cpu),dev,helm,loadtest,eval
+STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 PROFILE ?=
 MODEL   ?=

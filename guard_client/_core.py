@@ -26,7 +26,7 @@ from guard_client._errors import (
     GuardParseError,
     GuardTimeoutError,
 )
-from guard_client._labels import CATEGORIES_BY_MODE, STANDIN_MARKER, GuardMode, Safety, Strictness
+from guard_client._labels import CATEGORIES_BY_MODE, STANDIN_MARKER, Category, GuardMode, Safety, Strictness
 from guard_client._template import content_text, guard_mode, render_guard_prompt
 from guard_client._verdict import FailurePolicy, Scores, Verdict, parse_verdict
 
@@ -37,8 +37,6 @@ DEFAULT_MAX_RETRIES = 2
 DEFAULT_CONCURRENCY = 16
 #: Every valid output fits in 32 tokens (about 9 in prompt mode, 13 in response mode).
 MAX_TOKENS = 32
-#: The constrained grammar allows up to three categories, the longest output it permits.
-MAX_TOKENS_CONSTRAINED = 48
 #: vLLM's default cap on returned top logprobs.
 TOP_LOGPROBS = 20
 #: Below this share of probability on a verdict word the model is not answering the guard question.
@@ -99,6 +97,18 @@ class _VerdictTokens:
     """The first sub-token id of each verdict word after 'Safety:', read from the server's tokenizer."""
 
     by_id: dict[int, Safety] = field(default_factory=dict)
+
+
+#: Every token of a grammar-constrained answer holds at least one of its (ASCII) characters, so
+#: the longest answer the grammar allows, in characters, bounds the tokens it can take, even when
+#: a model (the random stand-in) spells it with unusual tokens.
+_LONGEST_ANSWER = (
+    len("Safety: Controversial\nCategories: ")
+    + 3 * max(len(c.value) for c in Category)
+    + 2 * len(", ")
+    + len("\nRefusal: Yes")
+)
+MAX_TOKENS_CONSTRAINED = _LONGEST_ANSWER
 
 
 def verdict_regex(mode: GuardMode) -> str:

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from guard_client import GuardMode, GuardParseError, parse_verdict, render_guard_prompt, verdict_regex
+from guard_client._core import MAX_TOKENS_CONSTRAINED
 from tests.conftest import golden_cases
 
 
@@ -56,7 +57,13 @@ def test_client_rendering_equals_the_server_for_many_conversations(http: httpx.C
 
 
 def chat(http: httpx.Client, messages: list[dict[str, str]], **extra: Any) -> str:
-    body = {"model": "qwen3guard", "messages": messages, "temperature": 0, "max_tokens": 48, **extra}
+    body = {
+        "model": "qwen3guard",
+        "messages": messages,
+        "temperature": 0,
+        "max_tokens": MAX_TOKENS_CONSTRAINED,
+        **extra,
+    }
     reply = http.post("/v1/chat/completions", json=body)
     assert reply.status_code == 200, reply.text
     return str(reply.json()["choices"][0]["message"]["content"])

@@ -327,3 +327,19 @@ def test_bad_settings_are_input_errors() -> None:
             guard.check_many(["x"], concurrency=0)
         with pytest.raises(GuardInputError, match="verdict_only already constrains"):
             guard.check_prompt("x", verdict_only=True, constrain=True)
+
+
+def test_constrained_max_tokens_covers_the_longest_answer_the_grammar_allows() -> None:
+    import re
+
+    from guard_client import verdict_regex
+    from guard_client._core import MAX_TOKENS_CONSTRAINED
+
+    longest_label = max((c.value for c in Category if c is not Category.JAILBREAK), key=len)
+    longest = f"Safety: Controversial\nCategories: {', '.join([longest_label] * 3)}\nRefusal: Yes"
+    assert re.fullmatch(verdict_regex(GuardMode.RESPONSE), longest)
+    assert not re.fullmatch(
+        verdict_regex(GuardMode.RESPONSE), longest.replace("Refusal", f", {longest_label}\nRefusal")
+    )
+    # Even spelled one character per token, the grammar's longest answer fits.
+    assert len(longest) <= MAX_TOKENS_CONSTRAINED
