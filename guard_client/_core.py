@@ -111,10 +111,17 @@ _LONGEST_ANSWER = (
 MAX_TOKENS_CONSTRAINED = _LONGEST_ANSWER
 
 
-def verdict_regex(mode: GuardMode) -> str:
-    """The output grammar for `constrain=True`: always a parseable verdict, at most 3 categories."""
+def verdict_regex(mode: GuardMode, safety: Safety | None = None) -> str:
+    """The output grammar for `constrain=True`: always a parseable verdict.
+
+    Safe comes with `Categories: None`; Unsafe and Controversial with up to three labels of the
+    mode (or None). `safety` fixes the verdict word (the verdict-first path's follow-up).
+    """
     labels = "|".join(re.escape(c.value) for c in CATEGORIES_BY_MODE[mode])
-    pattern = rf"Safety: (Safe|Unsafe|Controversial)\nCategories: (None|({labels})(, ({labels})){{0,2}})"
+    safe = r"Safety: Safe\nCategories: None"
+    words = "Unsafe|Controversial" if safety is None else safety.value
+    flagged = rf"Safety: ({words})\nCategories: (None|({labels})(, ({labels})){{0,2}})"
+    pattern = safe if safety is Safety.SAFE else flagged if safety is not None else f"({safe}|{flagged})"
     if mode is GuardMode.RESPONSE:
         pattern += r"\nRefusal: (Yes|No)"
     return pattern
@@ -367,7 +374,7 @@ class _Core:
             return verdict
         # Flagged: fetch categories (and refusal) with the verdict word already decided, so the
         # answer agrees with it, always parses, and reuses the cached prompt.
-        forced = verdict_regex(mode).replace("(Safe|Unsafe|Controversial)", safety.value)
+        forced = verdict_regex(mode, safety)
         detail = yield from self._chat_flow(messages, mode, CheckOptions(constrain=True), regex=forced)
         return detail.model_copy(update={"scores": scores})
 

@@ -65,7 +65,7 @@ def test_constrain_sends_the_verdict_grammar() -> None:
         guard.check_prompt("x", constrain=True)
         guard.check_response("x", "y", constrain=True)
     prompt_body, response_body = chat_bodies(fake)
-    assert prompt_body["structured_outputs"]["regex"].startswith("Safety: (Safe|Unsafe|Controversial)\\nCategories: ")
+    assert prompt_body["structured_outputs"]["regex"].startswith("(Safety: Safe\\nCategories: None|Safety: (Unsafe|")
     assert "Jailbreak" in prompt_body["structured_outputs"]["regex"]
     assert "Jailbreak" not in response_body["structured_outputs"]["regex"]
     assert response_body["structured_outputs"]["regex"].endswith("\\nRefusal: (Yes|No)")
@@ -261,7 +261,7 @@ def test_verdict_first_fetches_details_only_when_flagged() -> None:
         v = guard.check_prompt("hello", verdict_only=True)
     assert v.safety is Safety.UNSAFE and v.categories == [Category.VIOLENT]
     follow_up = chat_bodies(fake)[0]
-    assert follow_up["structured_outputs"]["regex"].startswith("Safety: Unsafe\\nCategories: ")
+    assert follow_up["structured_outputs"]["regex"].startswith("Safety: (Unsafe)\\nCategories: ")
 
 
 def test_verdict_first_refuses_to_decide_without_verdict_mass() -> None:
@@ -343,3 +343,24 @@ def test_constrained_max_tokens_covers_the_longest_answer_the_grammar_allows() -
     )
     # Even spelled one character per token, the grammar's longest answer fits.
     assert len(longest) <= MAX_TOKENS_CONSTRAINED
+
+
+@pytest.mark.parametrize("mode", list(GuardMode))
+def test_verdict_grammar_accepts_consistent_verdicts_only(mode: GuardMode) -> None:
+    import re
+
+    from guard_client import verdict_regex
+
+    refusal = "\nRefusal: No" if mode is GuardMode.RESPONSE else ""
+    grammar = verdict_regex(mode)
+    assert re.fullmatch(grammar, "Safety: Safe\nCategories: None" + refusal)
+    assert re.fullmatch(grammar, "Safety: Unsafe\nCategories: Violent, PII" + refusal)
+    assert re.fullmatch(grammar, "Safety: Controversial\nCategories: None" + refusal)
+    assert not re.fullmatch(grammar, "Safety: Safe\nCategories: Violent" + refusal)
+    assert not re.fullmatch(grammar, "Safety: Unsafe\nCategories: Violent" + ("" if refusal else "\nRefusal: No"))
+    jailbreak = re.fullmatch(grammar, "Safety: Unsafe\nCategories: Jailbreak" + refusal)
+    assert (jailbreak is not None) == (mode is GuardMode.PROMPT)
+    fixed = verdict_regex(mode, Safety.CONTROVERSIAL)
+    assert re.fullmatch(fixed, "Safety: Controversial\nCategories: PII" + refusal)
+    assert not re.fullmatch(fixed, "Safety: Unsafe\nCategories: PII" + refusal)
+    assert re.fullmatch(verdict_regex(mode, Safety.SAFE), "Safety: Safe\nCategories: None" + refusal)
