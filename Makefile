@@ -56,3 +56,24 @@ GUARD_URL ?= http://localhost:8000
 EVAL_ARGS ?=
 eval: install
 	$(BIN)/python -m guard_client.eval --url $(GUARD_URL) $(EVAL_ARGS)
+
+# Load test (issue 5): a bounded headless locust step ramp that stops by itself and writes
+# loadtest/results/<timestamp>/ (locust CSV + HTML + summary.json). Against $(GUARD_URL) when it is given
+# on the command line or in the environment, else against the full stand-in it starts on the CPU.
+#   make loadtest GUARD_URL=http://gpu-box:8000 LOADTEST_FLAGS="--steps 8,16,32,64 --slo-p95-ms 500"
+LOADTEST_FLAGS ?=
+LOADTEST_URL = $(if $(filter command environment,$(firstword $(origin GUARD_URL))),--url $(GUARD_URL))
+loadtest: install
+	$(BIN)/python -m loadtest run $(LOADTEST_URL) $(LOADTEST_FLAGS)
+
+# Side-by-side benchmark: transformers, vLLM as the recipe runs it, this project's profile and client.
+# The report (markdown, JSON, PNG) is copied to loadtest/reports/. On the CPU the profile gets the
+# tuning this benchmark found (loadtest/README.md), until deploy/profiles/cpu.yaml carries it.
+BENCH_FLAGS ?=
+BENCH_CPU_TUNING = --server-env VLLM_CPU_NUM_OF_RESERVED_CPU=0 --server-arg=--block-size=64
+bench: install
+	$(BIN)/python -m loadtest bench --report-dir loadtest/reports $(if $(GPU),,$(BENCH_CPU_TUNING)) $(BENCH_FLAGS)
+
+# Start-up time and checks/s of 32 guard prompts, 16 in flight, on the full stand-in (JSON in loadtest/results/).
+bench-serve: install
+	$(BIN)/python -m loadtest bench-serve

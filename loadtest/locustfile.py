@@ -1,0 +1,201 @@
+"""Locust load test for the guard: application-shaped checks under a step-ramp load.
+
+Each simulated user is an application that checks one text after another: a prompt check (the
+user's message) or a response check (the model's reply to it), some of them streamed. Every answer
+is parsed as a verdict; output that does not parse counts as a failure ("verdict parse failure").
+Streamed checks also record their time to first token as a separate `TTFT` entry.
+
+Run it through `python -m loadtest run` (which starts a server when none is given, bounds the run
+and writes the reports), or directly with locust, e.g. against a server you run yourself:
+
+    locust -f loadtest/locustfile.py --headless -H http://localhost:8000 --guard-steps 1,2,4 --guard-step-seconds 20
+
+Options (all `--guard-*`) are listed by `locust -f loadtest/locustfile.py --help`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import time
+from typing import Any
+
+import httpx
+from locust import FastHttpUser, LoadTestShape, constant, events, task
+from locust.env import Environment
+
+from guard_client import STANDIN_MARKER, GuardMode, GuardParseError, parse_verdict
+from loadtest.corpus import DEFAULT_SAMPLE, GuardItem, load_corpus
+from loadtest.mix import CheckMix, check_name, parse_steps
+from loadtest.summary import PARSE_FAILURE, TTFT
+
+DECODINGS = ("auto", "free", "constrained")
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    group = parser.add_argument_group("guard checks")
+    group.add_argument(
+        "--guard-data",
+        default=str(DEFAULT_SAMPLE),
+        help="comma-separated JSONL files in the ../shared/data/external schema (default: the project's own sample)",
+    )
+    group.add_argument("--guard-response-share", type=float, default=0.3, help="share of response checks (0-1)")
+    group.add_argument("--guard-stream-share", type=float, default=0.25, help="share of streamed checks (0-1)")
+    group.add_argument(
+        "--guard-decoding",
+        choices=DECODINGS,
+        default="auto",
+        help="free: plain greedy generation, as the client sends; constrained: the client's verdict grammar; "
+        "auto: constrained for a random-weight stand-in (its free output never parses), free otherwise",
+    )
+    group.add_argument("--guard-model", default=os.environ.get("GUARD_MODEL", "qwen3guard"))
+    group.add_argument("--guard-steps", default="1,2,4,8,16", help="users in each step of the ramp")
+    group.add_argument("--guard-step-seconds", type=float, default=16.0, help="how long each step lasts")
+    group.add_argument("--guard-seed", type=int, default=0, help="seed for the choice of texts")
+
+
+_workload: CheckMix | None = None
+_user_numbers = itertools.count()
+
+
+def serves_standin(host: str, model: str, api_key: str | None) -> bool:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    reply = httpx.get(f"{host.rstrip('/')}/v1/models", headers=headers, timeout=30.0)
+    reply.raise_for_status()
+    return any(m.get("id") == model and STANDIN_MARKER in str(m.get("root", "")) for m in reply.json()["data"])
+
+
+@events.test_start.add_listener
+def _build_workload(environment: Environment, **_: Any) -> None:
+    global _workload
+    options = environment.parsed_options
+    if options is None or environment.host is None:
+        return
+    decoding = options.guard_decoding
+    if decoding == "auto":
+        standin = serves_standin(environment.host, options.guard_model, os.environ.get("GUARD_API_KEY"))
+        decoding = "constrained" if standin else "free"
+    items = load_corpus(path for path in options.guard_data.split(",") if path)
+    _workload = CheckMix(items, options.guard_response_share, options.guard_stream_share, decoding == "constrained")
+
+
+class GuardCheckUser(FastHttpUser):
+    """An application that guards its traffic: one check after another, no think time (closed loop)."""
+
+    wait_time = constant(0)
+    network_timeout = 300.0
+    connection_timeout = 30.0
+
+    def on_start(self) -> None:
+        options = self.environment.parsed_options
+        self.model = options.guard_model if options else "qwen3guard"
+        self.rng = random.Random((options.guard_seed if options else 0) * 100_003 + next(_user_numbers))
+        key = os.environ.get("GUARD_API_KEY")
+        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+
+    @task
+    def check(self) -> None:
+        if _workload is None:  # pragma: no cover - test_start always runs first
+            raise RuntimeError("the guard workload was not built")
+        item, stream = _workload.draw(self.rng)
+        body = _workload.body(item, self.model, stream)
+        name = check_name(item.mode, stream)
+        if stream:
+            self._streamed(name, item, body)
+        else:
+            self._plain(name, item, body)
+
+    def _plain(self, name: str, item: GuardItem, body: dict[str, Any]) -> None:
+        with self.client.post(
+            "/v1/chat/completions", json=body, name=name, headers=self.headers, catch_response=True
+        ) as response:
+            if response.status_code != 200:
+                response.failure(f"HTTP {response.status_code}")
+                return
+            try:
+                text = response.json()["choices"][0]["message"]["content"] or ""
+            except (ValueError, KeyError, IndexError, TypeError):
+                response.failure("malformed chat completion")
+                return
+            _judge(response, text, item.mode)
+
+    def _streamed(self, name: str, item: GuardItem, body: dict[str, Any]) -> None:
+        started = time.perf_counter()
+        first_token_ms: float | None = None
+        pieces: list[str] = []
+        with self.client.post(
+            "/v1/chat/completions", json=body, name=name, headers=self.headers, stream=True, catch_response=True
+        ) as response:
+            if response.status_code != 200:
+                response.failure(f"HTTP {response.status_code}")
+                return
+            buffer = b""
+            # geventhttpclient's read(n) waits for n bytes: read byte by byte until the first token
+            # has arrived (so TTFT is exact), then in large reads.
+            for chunk_size in (1, 1 << 16):
+                for chunk in response.iter_content(chunk_size=chunk_size, decode_content=False):
+                    buffer += chunk
+                    while b"\n" in buffer:
+                        line, buffer = buffer.split(b"\n", 1)
+                        delta = _sse_delta(line.decode("utf-8", "replace"))
+                        if delta:
+                            if first_token_ms is None:
+                                first_token_ms = (time.perf_counter() - started) * 1000
+                            pieces.append(delta)
+                    if first_token_ms is not None and chunk_size == 1:
+                        break
+            # With stream=True locust stops its clock at the headers; a check lasts until its last token.
+            response.request_meta["response_time"] = (time.perf_counter() - started) * 1000
+            response.request_meta["response_length"] = sum(len(p) for p in pieces)
+            _judge(response, "".join(pieces), item.mode)
+        if first_token_ms is not None:
+            self.environment.events.request.fire(
+                request_type=TTFT,
+                name=name,
+                response_time=first_token_ms,
+                response_length=0,
+                exception=None,
+                context={},
+            )
+
+
+def _sse_delta(line: str) -> str:
+    """The content delta of one server-sent event line of a chat stream ('' for anything else)."""
+    line = line.strip()
+    if not line.startswith("data:") or line == "data: [DONE]":
+        return ""
+    try:
+        choices = json.loads(line[5:]).get("choices") or []
+    except ValueError:
+        return ""
+    return str((choices[0].get("delta") or {}).get("content") or "") if choices else ""
+
+
+def _judge(response: Any, text: str, mode: GuardMode) -> None:
+    """Mark the check failed when its output is not a verdict: unreadable output is never Safe."""
+    try:
+        parse_verdict(text, mode)
+    except GuardParseError as exc:
+        response.failure(f"{PARSE_FAILURE}: {exc.reason}")
+        return
+    response.success()
+
+
+class StepRamp(LoadTestShape):
+    """Hold each user count of `--guard-steps` for `--guard-step-seconds`, then stop.
+
+    Throughput that stops growing from one step to the next while latency keeps rising marks the
+    saturation point; `python -m loadtest run` reads it from the stats history.
+    """
+
+    def tick(self) -> tuple[int, float] | None:
+        options = self.runner.environment.parsed_options if self.runner else None
+        steps = parse_steps(options.guard_steps if options else "1")
+        seconds = options.guard_step_seconds if options else 20.0
+        index = int(self.get_run_time() // seconds)
+        if index >= len(steps):
+            return None
+        return steps[index], 100.0  # switch steps at once: each step is a clean plateau

@@ -1,0 +1,287 @@
+"""Closed-loop drivers and server-side probes the benchmarks share.
+
+A run keeps `concurrency` checks in flight until every item is done and times each one; checks/s is
+the number of items over the wall time from the first request sent to the last answer received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import json
+import re
+import statistics
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import psutil
+
+from loadtest.corpus import GuardItem
+
+if TYPE_CHECKING:
+    from guard_client import AsyncGuardClient
+
+#: Output tokens the real Qwen3Guard-Gen writes for one verdict, end token excluded (reference notes).
+REAL_OUTPUT_TOKENS = {"prompt": 9, "response": 13}
+MODEL_NAME = "qwen3guard"
+HTTP_TIMEOUT = 600.0
+
+
+@dataclass
+class CheckOutcome:
+    latency_s: float
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    requests: int = 1
+    error: str | None = None
+
+
+@dataclass
+class RunResult:
+    """What one closed-loop run measured."""
+
+    items: int
+    concurrency: int
+    wall_s: float
+    outcomes: list[CheckOutcome] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[str]:
+        return [o.error for o in self.outcomes if o.error]
+
+    @property
+    def checks_per_s(self) -> float:
+        return self.items / self.wall_s if self.wall_s > 0 else 0.0
+
+    def latency_percentile(self, q: float) -> float:
+        return percentile([o.latency_s for o in self.outcomes if o.error is None], q)
+
+    def to_json(self) -> dict[str, Any]:
+        ok = [o for o in self.outcomes if o.error is None]
+        return {
+            "items": self.items,
+            "concurrency": self.concurrency,
+            "wall_s": round(self.wall_s, 3),
+            "checks_per_s": round(self.checks_per_s, 3),
+            "latency_p50_s": round(self.latency_percentile(50), 3),
+            "latency_p95_s": round(self.latency_percentile(95), 3),
+            "errors": len(self.errors),
+            "first_error": self.errors[0] if self.errors else None,
+            "mean_prompt_tokens": round(statistics.fmean(o.prompt_tokens for o in ok), 1) if ok else 0.0,
+            "mean_output_tokens": round(statistics.fmean(o.output_tokens for o in ok), 2) if ok else 0.0,
+            "requests_per_check": round(statistics.fmean(o.requests for o in ok), 3) if ok else 0.0,
+        }
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (0-100) of a non-empty sequence; NaN when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100.0
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+async def closed_loop(
+    items: Sequence[GuardItem], check: Callable[[GuardItem], Awaitable[CheckOutcome]], concurrency: int
+) -> RunResult:
+    """Run `check` on every item with at most `concurrency` in flight; errors are kept per item."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(item: GuardItem) -> CheckOutcome:
+        async with gate:
+            started = time.perf_counter()
+            try:
+                outcome = await check(item)
+            except Exception as exc:  # one failed check must not end the run
+                return CheckOutcome(time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}"[:300])
+            outcome.latency_s = time.perf_counter() - started
+            return outcome
+
+    started = time.perf_counter()
+    outcomes = await asyncio.gather(*(one(item) for item in items))
+    return RunResult(len(items), concurrency, time.perf_counter() - started, list(outcomes))
+
+
+def forced_chat_body(item: GuardItem, output_tokens: int, model: str = MODEL_NAME) -> dict[str, Any]:
+    """A chat request whose output is exactly `output_tokens` long, whatever the weights say."""
+    return {
+        "model": model,
+        "messages": item.messages(),
+        "temperature": 0,
+        "max_tokens": output_tokens,
+        "min_tokens": output_tokens,
+        "ignore_eos": True,
+    }
+
+
+async def forced_chat_check(http: httpx.AsyncClient, item: GuardItem, output_tokens: int) -> CheckOutcome:
+    reply = await http.post("/v1/chat/completions", json=forced_chat_body(item, output_tokens))
+    reply.raise_for_status()
+    usage = reply.json().get("usage") or {}
+    produced = int(usage.get("completion_tokens", -1))
+    if produced != output_tokens:
+        raise RuntimeError(f"asked for exactly {output_tokens} output tokens, the server wrote {produced}")
+    return CheckOutcome(0.0, int(usage.get("prompt_tokens", 0)), produced)
+
+
+_SAMPLE_LINE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(?P<value>\S+)$")
+
+
+def parse_counters(metrics_text: str, names: Sequence[str]) -> dict[str, float]:
+    """Sum the samples of each named counter over its label sets in a Prometheus text exposition."""
+    totals = dict.fromkeys(names, 0.0)
+    for line in metrics_text.splitlines():
+        match = _SAMPLE_LINE.match(line.strip())
+        if match and match["name"] in totals:
+            totals[match["name"]] += float(match["value"])
+    return totals
+
+
+PREFIX_QUERIES, PREFIX_HITS = "vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total"
+
+
+async def prefix_cache_counters(http: httpx.AsyncClient) -> dict[str, float]:
+    reply = await http.get("/metrics")
+    reply.raise_for_status()
+    return parse_counters(reply.text, [PREFIX_QUERIES, PREFIX_HITS])
+
+
+def hit_rate(before: dict[str, float], after: dict[str, float]) -> float | None:
+    """Prefix-cache hits over queried prompt tokens between two scrapes; None when nothing was queried."""
+    queries = after[PREFIX_QUERIES] - before[PREFIX_QUERIES]
+    return (after[PREFIX_HITS] - before[PREFIX_HITS]) / queries if queries > 0 else None
+
+
+class RssSampler:
+    """Samples the summed RSS of a process's descendants (the server or baseline it started) in a thread."""
+
+    def __init__(self, root: psutil.Process | None = None, interval_s: float = 0.25) -> None:
+        self._root = root or psutil.Process()
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.peak_bytes = 0
+
+    def sample(self) -> int:
+        total = 0
+        for process in self._root.children(recursive=True):
+            try:
+                total += process.memory_info().rss
+            except psutil.Error:  # exited between listing and reading
+                continue
+        self.peak_bytes = max(self.peak_bytes, total)
+        return total
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.sample()
+
+    def __enter__(self) -> RssSampler:
+        self.sample()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    @property
+    def peak_gib(self) -> float:
+        return self.peak_bytes / 2**30
+
+
+#: The client's verdict grammar allows up to three categories; this caps it at one.
+_MORE_CATEGORIES = "{0,2}"
+
+
+def single_category(regex: str) -> str:
+    """The client's verdict grammar narrowed to one category, the answer the real model gives in practice."""
+    if _MORE_CATEGORIES not in regex:
+        raise ValueError("the client's verdict grammar no longer has the expected category repetition")
+    return regex.replace(_MORE_CATEGORIES, "{0}")
+
+
+@dataclass
+class _CheckContext:
+    outcome: CheckOutcome
+    pin_token: int | None = None
+    one_category: bool = False
+
+
+_current: contextvars.ContextVar[_CheckContext | None] = contextvars.ContextVar("bench_check", default=None)
+
+
+class InstrumentedTransport(httpx.AsyncBaseTransport):
+    """Counts a check's requests and tokens; can make a random-weight model answer like the real one.
+
+    - `pin_token`: narrows the verdict-first request's `allowed_token_ids` from the three verdict words
+      to the one the dataset label implies, so the follow-up happens exactly for harmful items. The
+      server does the same work either way: one decode step over the same prompt.
+    - `one_category`: narrows a constrained request's grammar to one category. Random weights pick
+      among the allowed tokens at random and tend to write three long category names (30+ tokens);
+      the real model names one (9-13 tokens), which is what its requests cost.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport | None = None) -> None:
+        self._inner = inner or httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=None))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        context = _current.get()
+        if context is not None and request.method == "POST" and request.url.path.startswith("/v1/"):
+            request = _rewrite(request, context)
+        response = await self._inner.handle_async_request(request)
+        content = await response.aread()
+        await response.aclose()
+        if context is not None and request.url.path.startswith("/v1/"):
+            context.outcome.requests += 1
+            with contextlib.suppress(ValueError, AttributeError):
+                usage = json.loads(content).get("usage") or {}
+                context.outcome.prompt_tokens += int(usage.get("prompt_tokens", 0))
+                context.outcome.output_tokens += int(usage.get("completion_tokens", 0))
+        headers = [
+            (k, v) for k, v in response.headers.items() if k.lower() not in ("content-encoding", "content-length")
+        ]
+        return httpx.Response(response.status_code, headers=headers, content=content, request=request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _rewrite(request: httpx.Request, context: _CheckContext) -> httpx.Request:
+    body = json.loads(request.content)
+    changed = False
+    if context.pin_token is not None and request.url.path == "/v1/completions":
+        body["allowed_token_ids"] = [context.pin_token]
+        changed = True
+    regex = (body.get("structured_outputs") or {}).get("regex")
+    if context.one_category and regex:
+        body["structured_outputs"]["regex"] = single_category(regex)
+        changed = True
+    if not changed:
+        return request
+    headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
+    return httpx.Request(request.method, request.url, headers=headers, json=body)
+
+
+async def instrumented_check(
+    client: AsyncGuardClient,
+    item: GuardItem,
+    pin_token: int | None = None,
+    one_category: bool = False,
+    **options: Any,
+) -> CheckOutcome:
+    """One `client.check` whose requests and tokens are counted by the client's `InstrumentedTransport`."""
+    outcome = CheckOutcome(0.0, requests=0)
+    _current.set(_CheckContext(outcome, pin_token, one_category))
+    await client.check(item.messages(), **options)
+    return outcome

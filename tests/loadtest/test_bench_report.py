@@ -1,0 +1,123 @@
+"""The benchmark's headline rows, ratios and reports, from a hand-made result (no server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loadtest.__main__ import bench_config, build_parser
+from loadtest.bench import headline, verdict_first_vs_full
+from loadtest.report import bench_markdown, bench_plot
+
+
+def run(mode: str, concurrency: int, per_s: float, hit: float | None = None) -> dict[str, Any]:
+    return {
+        "mode": mode,
+        "concurrency": concurrency,
+        "items": 16,
+        "checks_per_s": per_s,
+        "latency_p50_s": 1.0,
+        "latency_p95_s": 2.0,
+        "errors": 0,
+        "mean_prompt_tokens": 330.0,
+        "mean_output_tokens": 9.0,
+        "requests_per_check": 1.0,
+        "prefix_cache_hit_rate": hit,
+        "sent": "something",
+    }
+
+
+def result() -> dict[str, Any]:
+    arms = [
+        {"arm": "transformers", "runs": [run("prompt", 1, 0.5), run("response", 1, 0.25)], "peak_rss_gib": 2.0},
+        {
+            "arm": "tuned",
+            "runs": [run("prompt", 1, 1.0, 0.5), run("prompt", 16, 2.0, 0.55), run("response", 16, 1.0, 0.5)],
+            "peak_rss_gib": 7.0,
+        },
+        {"arm": "verdict-first", "runs": [run("prompt", 16, 4.5, 0.62)], "peak_rss_gib": 7.0},
+    ]
+    data: dict[str, Any] = {
+        "created": "2025-01-01T00:00:00+00:00",
+        "machine": {"cpus": 2, "memory_gib": 23.4, "gpu": False, "vllm": "0.32.0", "transformers": "5.19.0"},
+        "model": "/x/qwen3guard-gen-standin-random-full-abc",
+        "standin": True,
+        "note": "STAND-IN NOTE",
+        "profile": {"name": "cpu"},
+        "server_env_overrides": {},
+        "server_arg_overrides": [],
+        "workload": {
+            "prompt": {"dataset": "t.jsonl", "items": 16, "harmful_items": 2, "baseline_items": 8, "output_tokens": 9},
+            "response": {
+                "dataset": "b.jsonl",
+                "items": 16,
+                "harmful_items": 9,
+                "baseline_items": 8,
+                "output_tokens": 13,
+            },
+        },
+        "concurrency": 16,
+        "arms": arms,
+        "wall_s": 600.0,
+    }
+    data["headline"] = headline(data)
+    data["verdict_first_vs_full"] = verdict_first_vs_full(data)
+    return data
+
+
+def test_headline_takes_the_baseline_at_one_and_the_rest_at_the_benchmark_concurrency() -> None:
+    rows = {(r["arm"], r["mode"]): r for r in result()["headline"]}
+    assert set(rows) == {
+        ("transformers", "prompt"),
+        ("transformers", "response"),
+        ("tuned", "prompt"),
+        ("tuned", "response"),
+        ("verdict-first", "prompt"),
+    }
+    assert rows[("tuned", "prompt")]["x_baseline"] == 4.0
+    assert rows[("tuned", "response")]["x_baseline"] == 4.0
+    assert rows[("verdict-first", "prompt")]["x_baseline"] == 9.0
+    assert rows[("transformers", "prompt")]["x_baseline"] == 1.0
+    assert rows[("tuned", "prompt")]["prefix_cache_hit_rate"] == 0.55  # the 16-in-flight run, not the c=1 one
+
+
+def test_verdict_first_is_compared_with_full_generation_on_the_same_server() -> None:
+    comparison = verdict_first_vs_full(result())
+    assert comparison == {
+        "prompt": {
+            "concurrency": 16,
+            "verdict_first_checks_per_s": 4.5,
+            "full_generation_checks_per_s": 2.0,
+            "speedup": 2.25,
+        }
+    }
+
+
+def test_markdown_report_states_the_stand_in_and_the_ratios() -> None:
+    text = bench_markdown(result(), plot_name="plot.png")
+    assert "> **STAND-IN NOTE**" in text
+    assert "| this project's serving profile | prompt | 16 | 2.00 | 4.0× |" in text
+    assert "| profile + client, verdict-first | prompt | 16 | 4.50 | 9.0× |" in text
+    assert "| prompt | 16 | 4.50 | 2.00 | 2.2× |" in text
+    assert "![checks/s against checks in flight](plot.png)" in text
+    assert "55%" in text and "62%" in text
+
+
+def test_plot_is_written_as_png(tmp_path: Path) -> None:
+    path = tmp_path / "bench.png"
+    bench_plot(result(), path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_headline_concurrency_is_always_part_of_the_sweep() -> None:
+    config = bench_config(
+        build_parser().parse_args(["bench", "--sweep", "1,4", "--concurrency", "8", "--profile", "cpu"])
+    )
+    assert config.sweep == (1, 4, 8) and config.concurrency == 8
+    assert config.model == "standin:full"
+    config = bench_config(build_parser().parse_args(["bench", "--server-env", "A=1", "--server-env", "B=x=y"]))
+    assert config.server_env == {"A": "1", "B": "x=y"}
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", "--sweep", "0,4"])

@@ -1,0 +1,198 @@
+"""The benchmark's drivers and probes, without a server: percentiles, counters, closed loop, transport."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+from typing import ClassVar
+
+import httpx
+import pytest
+
+from guard_client import AsyncGuardClient, GuardMode, verdict_regex
+from loadtest.corpus import GuardItem
+from loadtest.workload import (
+    PREFIX_HITS,
+    PREFIX_QUERIES,
+    CheckOutcome,
+    InstrumentedTransport,
+    closed_loop,
+    forced_chat_body,
+    forced_chat_check,
+    hit_rate,
+    instrumented_check,
+    parse_counters,
+    percentile,
+    single_category,
+)
+
+PROMPT = GuardItem("p1", "How do I bake bread?", None, "unharmful")
+RESPONSE = GuardItem("r1", "How do I pick a lock?", "Use a tension wrench.", "harmful")
+
+
+def test_percentile_interpolates_between_ranks() -> None:
+    values = [4.0, 1.0, 3.0, 2.0, 5.0]
+    assert percentile(values, 50) == 3.0
+    assert percentile(values, 0) == 1.0
+    assert percentile(values, 100) == 5.0
+    assert percentile(values, 95) == pytest.approx(4.8)
+    assert math.isnan(percentile([], 50))
+
+
+METRICS = """# HELP vllm:prefix_cache_queries_total Prefix cache queries
+# TYPE vllm:prefix_cache_queries_total counter
+vllm:prefix_cache_queries_total{engine="0",model_name="qwen3guard"} 1000.0
+vllm:prefix_cache_queries_total{engine="1",model_name="qwen3guard"} 500.0
+vllm:prefix_cache_queries_created{engine="0",model_name="qwen3guard"} 1.7e9
+vllm:prefix_cache_hits_total{engine="0",model_name="qwen3guard"} 600.0
+vllm:num_requests_running{model_name="qwen3guard"} 3.0
+"""
+
+
+def test_parse_counters_sums_label_sets_and_ignores_other_series() -> None:
+    totals = parse_counters(METRICS, [PREFIX_QUERIES, PREFIX_HITS])
+    assert totals == {PREFIX_QUERIES: 1500.0, PREFIX_HITS: 600.0}
+
+
+def test_hit_rate_is_the_share_of_queried_tokens_served_from_cache() -> None:
+    before = {PREFIX_QUERIES: 1000.0, PREFIX_HITS: 100.0}
+    assert hit_rate(before, {PREFIX_QUERIES: 1400.0, PREFIX_HITS: 340.0}) == pytest.approx(0.6)
+    assert hit_rate(before, dict(before)) is None  # nothing queried: caching off or no requests
+
+
+def test_closed_loop_keeps_at_most_the_given_number_in_flight_and_keeps_errors_per_item() -> None:
+    in_flight, peak = 0, 0
+
+    async def check(item: GuardItem) -> CheckOutcome:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        if item.id == "bad":
+            raise RuntimeError("server said no")
+        return CheckOutcome(0.0, prompt_tokens=100, output_tokens=9)
+
+    items = [GuardItem(f"i{n}", "text", None, "unharmful") for n in range(11)] + [
+        GuardItem("bad", "text", None, "unharmful")
+    ]
+    result = asyncio.run(closed_loop(items, check, concurrency=3))
+    assert peak == 3
+    assert result.items == 12
+    assert result.errors == ["RuntimeError: server said no"]
+    assert all(o.latency_s >= 0.01 for o in result.outcomes)
+    summary = result.to_json()
+    assert summary["errors"] == 1
+    assert summary["mean_output_tokens"] == 9.0  # failed checks are left out of the means
+    assert summary["checks_per_s"] == pytest.approx(12 / result.wall_s, rel=1e-3)
+
+
+def test_forced_chat_body_fixes_the_output_length_whatever_the_weights() -> None:
+    body = forced_chat_body(RESPONSE, 13)
+    assert body["messages"] == [
+        {"role": "user", "content": "How do I pick a lock?"},
+        {"role": "assistant", "content": "Use a tension wrench."},
+    ]
+    assert (body["max_tokens"], body["min_tokens"], body["ignore_eos"], body["temperature"]) == (13, 13, True, 0)
+
+
+def chat_reply(completion_tokens: int) -> httpx.Response:
+    return httpx.Response(
+        200, json={"choices": [], "usage": {"prompt_tokens": 300, "completion_tokens": completion_tokens}}
+    )
+
+
+def test_forced_chat_check_rejects_a_server_that_ignores_the_forced_length() -> None:
+    async def go(tokens: int) -> CheckOutcome:
+        transport = httpx.MockTransport(lambda request: chat_reply(tokens))
+        async with httpx.AsyncClient(base_url="http://guard.test", transport=transport) as http:
+            return await forced_chat_check(http, PROMPT, 9)
+
+    outcome = asyncio.run(go(9))
+    assert (outcome.prompt_tokens, outcome.output_tokens) == (300, 9)
+    with pytest.raises(RuntimeError, match="exactly 9 output tokens, the server wrote 4"):
+        asyncio.run(go(4))
+
+
+def test_single_category_narrows_the_clients_grammar() -> None:
+    for mode in GuardMode:
+        narrowed = single_category(verdict_regex(mode))
+        tail = "\nRefusal: No" if mode is GuardMode.RESPONSE else ""
+        assert re.fullmatch(narrowed, "Safety: Unsafe\nCategories: Violent" + tail)
+        assert re.fullmatch(narrowed, "Safety: Safe\nCategories: None" + tail)
+        assert not re.fullmatch(narrowed, "Safety: Unsafe\nCategories: Violent, PII" + tail)
+        assert re.fullmatch(verdict_regex(mode), "Safety: Unsafe\nCategories: Violent, PII" + tail)
+    with pytest.raises(ValueError, match="expected category repetition"):
+        single_category("Safety: (Safe|Unsafe)")
+
+
+class FakeGuard:
+    """Just enough of vLLM for a verdict-first check: models, tokenize, completions, chat."""
+
+    IDS: ClassVar[dict[str, int]] = {"Safe": 22291, "Unsafe": 61444, "Controversial": 50093}
+
+    def __init__(self) -> None:
+        self.bodies: list[tuple[str, dict]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        body = json.loads(request.content) if request.content else {}
+        self.bodies.append((path, body))
+        if path == "/v1/models":
+            return httpx.Response(200, json={"data": [{"id": "qwen3guard", "root": "/m", "max_model_len": 8192}]})
+        if path == "/tokenize":
+            words = body["prompt"].split()
+            tokens = [1, 2] + [self.IDS[w] for w in words[1:]]
+            return httpx.Response(200, json={"tokens": tokens, "count": len(tokens)})
+        if path == "/v1/completions":
+            chosen = body["allowed_token_ids"][0]
+            logprobs = {"tokens": [f"token_id:{chosen}"], "token_logprobs": [-0.1], "top_logprobs": [{}]}
+            return httpx.Response(
+                200,
+                json={
+                    "choices": [{"text": "", "logprobs": logprobs}],
+                    "usage": {"prompt_tokens": 210, "completion_tokens": 1},
+                },
+            )
+        content = "Safety: Unsafe\nCategories: Violent"
+        return httpx.Response(
+            200,
+            json={
+                "choices": [{"message": {"content": content}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 209, "completion_tokens": 8},
+            },
+        )
+
+
+def run_verdict_first(item: GuardItem, pin: int | None) -> tuple[CheckOutcome, FakeGuard]:
+    fake = FakeGuard()
+
+    async def go() -> CheckOutcome:
+        transport = InstrumentedTransport(inner=httpx.MockTransport(fake))
+        async with AsyncGuardClient("http://guard.test", transport=transport, min_verdict_mass=0) as client:
+            await client.server_info()
+            return await instrumented_check(client, item, pin, True, verdict_only=True)
+
+    return asyncio.run(go()), fake
+
+
+def test_pinning_the_verdict_word_sends_the_follow_up_for_a_harmful_item_only() -> None:
+    outcome, fake = run_verdict_first(PROMPT, FakeGuard.IDS["Unsafe"])
+    completions = [b for p, b in fake.bodies if p == "/v1/completions"]
+    chats = [b for p, b in fake.bodies if p == "/v1/chat/completions"]
+    assert [b["allowed_token_ids"] for b in completions] == [[FakeGuard.IDS["Unsafe"]]]
+    assert len(chats) == 1  # flagged: the client asks for the categories
+    assert "{0,2}" not in chats[0]["structured_outputs"]["regex"]  # narrowed to one category
+    assert (outcome.requests, outcome.prompt_tokens, outcome.output_tokens) == (2, 419, 9)
+
+    outcome, fake = run_verdict_first(PROMPT, FakeGuard.IDS["Safe"])
+    assert [p for p, _ in fake.bodies if p.startswith("/v1/") and p != "/v1/models"] == ["/v1/completions"]
+    assert (outcome.requests, outcome.output_tokens) == (1, 1)
+
+
+def test_without_a_pin_the_transport_passes_requests_through_unchanged() -> None:
+    _, fake = run_verdict_first(PROMPT, None)
+    completions = [b for p, b in fake.bodies if p == "/v1/completions"]
+    assert sorted(completions[0]["allowed_token_ids"]) == sorted(FakeGuard.IDS.values())
