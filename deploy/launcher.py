@@ -145,6 +145,7 @@ class GuardServer:
         self._reader.start()
         try:
             self._wait_healthy()
+            self._warm_prefix_cache(key)
         except BaseException:
             self.stop()
             raise
@@ -184,6 +185,35 @@ class GuardServer:
             f"vLLM was not healthy after {self.startup_timeout:.0f} s; see {self.log_path} "
             "(raise the limit with --startup-timeout on slow machines)"
         )
+
+    def _warm_prefix_cache(self, key: str | None) -> None:
+        """Send one check per guard mode so the policy heads sit in the prefix cache before the
+        first real burst; without this, a burst of N concurrent first checks computes the head N
+        times. It also proves the server answers guard conversations, not just /health."""
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        conversations = (
+            [{"role": "user", "content": "warm-up"}],
+            [{"role": "user", "content": "warm-up"}, {"role": "assistant", "content": "warm-up"}],
+        )
+        with httpx.Client(timeout=120.0, headers=headers) as http:
+            for messages in conversations:
+                body = {
+                    "model": self.profile.served_model_name,
+                    "messages": messages,
+                    "max_tokens": 1,
+                    "temperature": 0,
+                }
+                try:
+                    reply = http.post(f"{self.url}/v1/chat/completions", json=body)
+                except httpx.HTTPError as exc:
+                    raise LaunchError(
+                        f"vLLM is healthy but its first guard request failed ({exc}); see {self.log_path}"
+                    ) from None
+                if reply.status_code != 200:
+                    raise LaunchError(
+                        f"vLLM is healthy but its first guard request answered HTTP {reply.status_code}: "
+                        f"{reply.text[:200]}; see {self.log_path}"
+                    )
 
     def _last_error(self) -> str:
         for line in reversed(self._tail):

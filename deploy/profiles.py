@@ -38,6 +38,7 @@ class ServingProfile(BaseModel):
     max_num_batched_tokens: int = Field(ge=256)
     gpu_memory_utilization: float | None = Field(default=None, gt=0.0, le=1.0)
     enable_prefix_caching: bool = True
+    block_size: int | None = Field(default=None, ge=1, le=256, description="KV cache block size; None keeps vLLM's")
     api_server_count: int = Field(default=1, ge=1, le=64)
     api_key_env: str = Field(default="VLLM_API_KEY", pattern=r"^[A-Z_][A-Z0-9_]*$")
     generation_config: Literal["vllm", "auto"] = "vllm"
@@ -73,6 +74,8 @@ class ServingProfile(BaseModel):
             "--generation-config",
             self.generation_config,
         ]
+        if self.block_size is not None:
+            args += ["--block-size", str(self.block_size)]
         if self.gpu_memory_utilization is not None:
             args += ["--gpu-memory-utilization", f"{self.gpu_memory_utilization:g}"]
         if self.api_server_count > 1:

@@ -20,7 +20,9 @@
       "8192",
       "--enable-prefix-caching",
       "--generation-config",
-      "vllm"
+      "vllm",
+      "--block-size",
+      "64"
     ],
     "command": [
       "vllm",
@@ -28,7 +30,8 @@
     ],
     "device": "cpu",
     "env": {
-      "VLLM_CPU_KVCACHE_SPACE": "4"
+      "VLLM_CPU_KVCACHE_SPACE": "4",
+      "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"
     },
     "model": "standin:full",
     "port": 8000
