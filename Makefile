@@ -67,12 +67,10 @@ loadtest: install
 	$(BIN)/python -m loadtest run $(LOADTEST_URL) $(LOADTEST_FLAGS)
 
 # Side-by-side benchmark: transformers, vLLM as the recipe runs it, this project's profile and client.
-# The report (markdown, JSON, PNG) is copied to loadtest/reports/. On the CPU the profile gets the
-# tuning this benchmark found (loadtest/README.md), until deploy/profiles/cpu.yaml carries it.
+# The report (markdown, JSON, PNG) is copied to loadtest/reports/.
 BENCH_FLAGS ?=
-BENCH_CPU_TUNING = --server-env VLLM_CPU_NUM_OF_RESERVED_CPU=0 --server-arg=--block-size=64
 bench: install
-	$(BIN)/python -m loadtest bench --report-dir loadtest/reports $(if $(GPU),,$(BENCH_CPU_TUNING)) $(BENCH_FLAGS)
+	$(BIN)/python -m loadtest bench --report-dir loadtest/reports $(BENCH_FLAGS)
 
 # Start-up time and checks/s of 32 guard prompts, 16 in flight, on the full stand-in (JSON in loadtest/results/).
 bench-serve: install
