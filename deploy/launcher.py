@@ -23,7 +23,7 @@ from typing import IO
 
 import httpx
 
-from deploy.profiles import ServingProfile, load_profile
+from deploy.profiles import ServingProfile
 from deploy.standin import REPO_ROOT, is_standin, resolve_model
 
 DEFAULT_STARTUP_TIMEOUT = 900.0
@@ -248,6 +248,3 @@ class GuardServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-
-def server_for(profile: str, **kwargs: object) -> GuardServer:
-    return GuardServer(load_profile(profile), **kwargs)  # type: ignore[arg-type]
