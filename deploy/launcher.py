@@ -247,4 +247,3 @@ class GuardServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
