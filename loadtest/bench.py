@@ -140,7 +140,10 @@ def recipe_server(profile_name: str, model: str, port: int, env: dict[str, str])
             ]
 
     profile = load_profile(profile_name)
-    return RecipeServer(profile, model=model, host="127.0.0.1", port=port, env=env)
+    # GuardServer applies its profile's environment; the recipe keeps only the KV cache size, not
+    # the profile's CPU tuning (VLLM_CPU_NUM_OF_RESERVED_CPU).
+    kv_only = {k: v for k, v in profile.env.items() if k == "VLLM_CPU_KVCACHE_SPACE"}
+    return RecipeServer(profile.model_copy(update={"env": kv_only}), model=model, host="127.0.0.1", port=port, env=env)
 
 
 def tuned_server(profile_name: str, model: str, port: int, env: dict[str, str], args: list[str]) -> Any:
@@ -379,7 +382,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
             arms.append(run_transformers(config, model_path, workload))
     if "vllm-recipe" in config.arms:
         with _stage("vLLM as the public recipe runs it", loads):
-            server = recipe_server(config.profile, model_path, free_port(), {**profile.env, **dev_env})
+            server = recipe_server(config.profile, model_path, free_port(), dev_env)
             arms += run_server_arm("vllm-recipe", server, workload, [("vllm-recipe", config.sweep)])
     tuned_jobs: list[tuple[str, Sequence[int]]] = [
         (kind, sweep)
