@@ -249,7 +249,8 @@ class _Core:
         mode = guard_mode(normalized)
         info = yield from self.server_info_flow()
         prompt = render_guard_prompt(normalized)
-        max_tokens = MAX_TOKENS_CONSTRAINED if options.constrain else MAX_TOKENS
+        # The verdict-first follow-up for flagged items is a constrained request: budget for it.
+        max_tokens = MAX_TOKENS_CONSTRAINED if options.constrain or options.verdict_only else MAX_TOKENS
         budget = info.max_model_len - max_tokens
         # Byte-level BPE never yields more tokens than UTF-8 bytes, so most inputs need no count.
         if info.max_model_len and len(prompt.encode()) > budget:

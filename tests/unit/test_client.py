@@ -364,3 +364,17 @@ def test_verdict_grammar_accepts_consistent_verdicts_only(mode: GuardMode) -> No
     assert re.fullmatch(fixed, "Safety: Controversial\nCategories: PII" + refusal)
     assert not re.fullmatch(fixed, "Safety: Unsafe\nCategories: PII" + refusal)
     assert re.fullmatch(verdict_regex(mode, Safety.SAFE), "Safety: Safe\nCategories: None" + refusal)
+
+
+def test_verdict_first_budgets_for_its_constrained_follow_up() -> None:
+    from guard_client import render_guard_prompt
+    from guard_client._core import MAX_TOKENS_CONSTRAINED
+
+    fake = FakeVLLM(max_model_len=700)  # the fake counts one token per word
+    template = len(render_guard_prompt([{"role": "user", "content": ""}]).split())
+    text = "word " * (700 - template - 80)  # fits beside 32 answer tokens, not beside 138
+    with make(fake) as guard:
+        assert guard.check_prompt(text).decided
+        with pytest.raises(GuardInputError, match=f"minus {MAX_TOKENS_CONSTRAINED} for the answer"):
+            guard.check_prompt(text, verdict_only=True)
+    assert "/v1/completions" not in fake.paths()
