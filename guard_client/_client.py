@@ -27,11 +27,9 @@ from guard_client._core import (
     _Core,
     item_messages,
     map_transport_error,
-    normalize_messages,
 )
 from guard_client._errors import GuardError, GuardInputError
-from guard_client._labels import GuardMode, Strictness
-from guard_client._template import guard_mode
+from guard_client._labels import Strictness
 from guard_client._verdict import FailurePolicy, Verdict
 
 _Result = Verdict | GuardError
@@ -41,10 +39,6 @@ def _options(scores: bool, constrain: bool, verdict_only: bool, chunk: bool) -> 
     if verdict_only and constrain:
         raise GuardInputError("verdict_only already constrains the verdict; constrain applies to full generation")
     return CheckOptions(scores=scores, constrain=constrain, verdict_only=verdict_only, chunk=chunk)
-
-
-def _mode_hint(messages: Messages) -> GuardMode:
-    return guard_mode(normalize_messages(messages))
 
 
 def _check_concurrency(concurrency: int) -> None:
@@ -121,7 +115,7 @@ class GuardClient(_ClientBase):
     ) -> Verdict:
         """Check a conversation; the role of the last message picks prompt or response moderation."""
         options = _options(scores, constrain, verdict_only, chunk)
-        flow = self._core.guarded(_mode_hint(messages), self._core.check_flow(messages, options))
+        flow = self._core.guarded_check_flow(messages, options)
         return cast(Verdict, self._drive(flow))
 
     def check_prompt(self, prompt: str, **options: Any) -> Verdict:
@@ -234,7 +228,7 @@ class AsyncGuardClient(_ClientBase):
         chunk: bool = False,
     ) -> Verdict:
         options = _options(scores, constrain, verdict_only, chunk)
-        flow = self._core.guarded(_mode_hint(messages), self._core.check_flow(messages, options))
+        flow = self._core.guarded_check_flow(messages, options)
         return await self._drive(flow)  # type: ignore[no-any-return]
 
     async def check_prompt(self, prompt: str, **options: Any) -> Verdict:

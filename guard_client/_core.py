@@ -244,8 +244,16 @@ class _Core:
             self._info = ServerInfo(self.model, str(entry.get("root", "")), int(entry.get("max_model_len") or 0))
         return self._info
 
-    def check_flow(self, messages: Messages, options: CheckOptions) -> Flow:
+    def guarded_check_flow(self, messages: Messages, options: CheckOptions) -> Flow:
+        """A whole check with the failure policy applied; the entry point of both clients.
+
+        Raises GuardInputError at once (before any request) for messages that cannot be checked.
+        """
         normalized = normalize_messages(messages)
+        return self.guarded(guard_mode(normalized), self.check_flow(normalized, options))
+
+    def check_flow(self, normalized: list[dict[str, str]], options: CheckOptions) -> Flow:
+        """One check of messages already passed through `normalize_messages`."""
         mode = guard_mode(normalized)
         info = yield from self.server_info_flow()
         prompt = render_guard_prompt(normalized)
