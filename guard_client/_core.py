@@ -102,29 +102,45 @@ class _VerdictTokens:
 #: Every token of a grammar-constrained answer holds at least one of its (ASCII) characters, so
 #: the longest answer the grammar allows, in characters, bounds the tokens it can take, even when
 #: a model (the random stand-in) spells it with unusual tokens.
-_LONGEST_ANSWER = (
-    len("Safety: Controversial\nCategories: ")
-    + 3 * max(len(c.value) for c in Category)
-    + 2 * len(", ")
-    + len("\nRefusal: Yes")
-)
-MAX_TOKENS_CONSTRAINED = _LONGEST_ANSWER
+_LONGEST_DETAILS = len(" ") + 3 * max(len(c.value) for c in Category) + 2 * len(", ") + len("\nRefusal: Yes")
+MAX_TOKENS_DETAILS = _LONGEST_DETAILS
+#: Also bounds the verdict-first path: its follow-up's prompt ends with the verdict line it continues.
+MAX_TOKENS_CONSTRAINED = len("Safety: Controversial\nCategories:") + _LONGEST_DETAILS
+
+
+def _categories_regex(mode: GuardMode, safety: Safety | None) -> str:
+    """What may follow 'Categories: ': None alone for Safe, else None or up to three labels of the mode."""
+    if safety is Safety.SAFE:
+        return "None"
+    labels = "|".join(re.escape(c.value) for c in CATEGORIES_BY_MODE[mode])
+    return rf"(None|({labels})(, ({labels})){{0,2}})"
+
+
+def _refusal_regex(mode: GuardMode) -> str:
+    return r"\nRefusal: (Yes|No)" if mode is GuardMode.RESPONSE else ""
 
 
 def verdict_regex(mode: GuardMode, safety: Safety | None = None) -> str:
     """The output grammar for `constrain=True`: always a parseable verdict.
 
     Safe comes with `Categories: None`; Unsafe and Controversial with up to three labels of the
-    mode (or None). `safety` fixes the verdict word (the verdict-first path's follow-up).
+    mode (or None). `safety` fixes the verdict word.
     """
-    labels = "|".join(re.escape(c.value) for c in CATEGORIES_BY_MODE[mode])
     safe = r"Safety: Safe\nCategories: None"
     words = "Unsafe|Controversial" if safety is None else safety.value
-    flagged = rf"Safety: ({words})\nCategories: (None|({labels})(, ({labels})){{0,2}})"
+    flagged = rf"Safety: ({words})\nCategories: {_categories_regex(mode, safety)}"
     pattern = safe if safety is Safety.SAFE else flagged if safety is not None else f"({safe}|{flagged})"
-    if mode is GuardMode.RESPONSE:
-        pattern += r"\nRefusal: (Yes|No)"
-    return pattern
+    return pattern + _refusal_regex(mode)
+
+
+def details_prefix(safety: Safety) -> str:
+    """The start of the answer once the verdict word is known: the verdict-first follow-up continues it."""
+    return f"{_VERDICT_PREFIX} {safety.value}\nCategories:"
+
+
+def details_regex(mode: GuardMode, safety: Safety) -> str:
+    """The grammar of the rest of the answer after `details_prefix(safety)`."""
+    return f" {_categories_regex(mode, safety)}{_refusal_regex(mode)}"
 
 
 def normalize_messages(messages: Messages) -> list[dict[str, str]]:
@@ -272,7 +288,7 @@ class _Core:
                     )
                 return (yield from self._chunked_flow(normalized, mode, options, tokens, budget))
         if options.verdict_only:
-            return (yield from self._verdict_first_flow(normalized, mode, prompt, options))
+            return (yield from self._verdict_first_flow(mode, prompt))
         return (yield from self._chat_flow(normalized, mode, options))
 
     def guarded(self, mode_hint: GuardMode, flow: Flow) -> Flow:
@@ -291,9 +307,7 @@ class _Core:
         body = yield Request("POST", "/tokenize", {"model": self.model, "prompt": text, "add_special_tokens": False})
         return int(body["count"])
 
-    def _chat_flow(
-        self, messages: list[dict[str, str]], mode: GuardMode, options: CheckOptions, regex: str | None = None
-    ) -> Flow:
+    def _chat_flow(self, messages: list[dict[str, str]], mode: GuardMode, options: CheckOptions) -> Flow:
         body: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
@@ -301,20 +315,14 @@ class _Core:
             "max_tokens": MAX_TOKENS_CONSTRAINED if options.constrain else MAX_TOKENS,
         }
         if options.constrain:
-            body["structured_outputs"] = {"regex": regex or verdict_regex(mode)}
+            body["structured_outputs"] = {"regex": verdict_regex(mode)}
         tokens = None
         if options.scores:
             tokens = yield from self._verdict_tokens_flow()
             body |= {"logprobs": True, "top_logprobs": TOP_LOGPROBS, "return_tokens_as_token_ids": True}
         reply = yield Request("POST", "/v1/chat/completions", body)
         choice = _first_choice(reply)
-        text = (choice.get("message") or {}).get("content") or ""
-        try:
-            verdict = parse_verdict(text, mode)
-        except GuardParseError as exc:
-            if choice.get("finish_reason") == "length":
-                raise GuardParseError(f"{exc.reason} (output cut at max_tokens)", text) from None
-            raise
+        verdict = _parse_answer((choice.get("message") or {}).get("content") or "", mode, choice)
         if tokens is not None:
             verdict = verdict.model_copy(update={"scores": _chat_scores(choice, tokens)})
         return verdict
@@ -344,9 +352,7 @@ class _Core:
             self._verdict_tokens = found
         return self._verdict_tokens
 
-    def _verdict_first_flow(
-        self, messages: list[dict[str, str]], mode: GuardMode, prompt: str, options: CheckOptions
-    ) -> Flow:
+    def _verdict_first_flow(self, mode: GuardMode, prompt: str) -> Flow:
         tokens = yield from self._verdict_tokens_flow()
         reply = yield Request(
             "POST",
@@ -381,10 +387,23 @@ class _Core:
         verdict = Verdict(mode=mode, safety=safety, raw=f"{_VERDICT_PREFIX} {safety.value}", scores=scores)
         if not verdict.flagged(self.strictness):
             return verdict
-        # Flagged: fetch categories (and refusal) with the verdict word already decided, so the
-        # answer agrees with it, always parses, and reuses the cached prompt.
-        forced = verdict_regex(mode, safety)
-        detail = yield from self._chat_flow(messages, mode, CheckOptions(constrain=True), regex=forced)
+        # Flagged: continue the answer after the decided verdict word. The prompt is the one just
+        # sent, so its KV blocks are in the prefix cache and the server decodes only the categories
+        # (and refusal), under a grammar: they always parse and agree with the verdict.
+        start = details_prefix(safety)
+        reply = yield Request(
+            "POST",
+            "/v1/completions",
+            {
+                "model": self.model,
+                "prompt": prompt + start,
+                "max_tokens": MAX_TOKENS_DETAILS,
+                "temperature": 0,
+                "structured_outputs": {"regex": details_regex(mode, safety)},
+            },
+        )
+        choice = _first_choice(reply)
+        detail = _parse_answer(start + (choice.get("text") or ""), mode, choice)
         return detail.model_copy(update={"scores": scores})
 
     def _chunked_flow(
@@ -419,6 +438,15 @@ def _first_choice(reply: Any) -> dict[str, Any]:
     if not isinstance(choice, dict):
         raise GuardParseError("the server's reply has a malformed choice", str(reply)[:500])
     return choice
+
+
+def _parse_answer(text: str, mode: GuardMode, choice: Mapping[str, Any]) -> Verdict:
+    try:
+        return parse_verdict(text, mode)
+    except GuardParseError as exc:
+        if choice.get("finish_reason") == "length":
+            raise GuardParseError(f"{exc.reason} (output cut at max_tokens)", text) from None
+        raise
 
 
 def _token_id(token: str) -> int:

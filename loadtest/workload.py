@@ -110,20 +110,28 @@ async def closed_loop(
     return RunResult(len(items), concurrency, time.perf_counter() - started, list(outcomes))
 
 
+def _forced(output_tokens: int) -> dict[str, Any]:
+    """Sampling fields that make the output exactly `output_tokens` long, whatever the weights say."""
+    return {"temperature": 0, "max_tokens": output_tokens, "min_tokens": output_tokens, "ignore_eos": True}
+
+
 def forced_chat_body(item: GuardItem, output_tokens: int, model: str = MODEL_NAME) -> dict[str, Any]:
-    """A chat request whose output is exactly `output_tokens` long, whatever the weights say."""
-    return {
-        "model": model,
-        "messages": item.messages(),
-        "temperature": 0,
-        "max_tokens": output_tokens,
-        "min_tokens": output_tokens,
-        "ignore_eos": True,
-    }
+    """A chat request whose output is exactly `output_tokens` long."""
+    return {"model": model, "messages": item.messages(), **_forced(output_tokens)}
 
 
 async def forced_chat_check(http: httpx.AsyncClient, item: GuardItem, output_tokens: int) -> CheckOutcome:
-    reply = await http.post("/v1/chat/completions", json=forced_chat_body(item, output_tokens))
+    return await _forced_check(http, "/v1/chat/completions", forced_chat_body(item, output_tokens), output_tokens)
+
+
+async def forced_completion_check(http: httpx.AsyncClient, prompt: str, output_tokens: int) -> CheckOutcome:
+    """A raw completion of an already rendered guard prompt, exactly `output_tokens` long."""
+    body = {"model": MODEL_NAME, "prompt": prompt, **_forced(output_tokens)}
+    return await _forced_check(http, "/v1/completions", body, output_tokens)
+
+
+async def _forced_check(http: httpx.AsyncClient, path: str, body: dict[str, Any], output_tokens: int) -> CheckOutcome:
+    reply = await http.post(path, json=body)
     reply.raise_for_status()
     usage = reply.json().get("usage") or {}
     produced = int(usage.get("completion_tokens", -1))
@@ -225,8 +233,9 @@ class InstrumentedTransport(httpx.AsyncBaseTransport):
     """Counts a check's requests and tokens; can make a random-weight model answer like the real one.
 
     - `pin_token`: narrows the verdict-first request's `allowed_token_ids` from the three verdict words
-      to the one the dataset label implies, so the follow-up happens exactly for harmful items. The
-      server does the same work either way: one decode step over the same prompt.
+      to the one the dataset label implies, so the follow-up (the details of a flagged verdict) happens
+      exactly for harmful items. The server does the same work either way: one decode step over the
+      same prompt.
     - `one_category`: narrows a constrained request's grammar to one category. Random weights pick
       among the allowed tokens at random and tend to write three long category names (30+ tokens);
       the real model names one (9-13 tokens), which is what its requests cost.
@@ -260,7 +269,7 @@ class InstrumentedTransport(httpx.AsyncBaseTransport):
 def _rewrite(request: httpx.Request, context: _CheckContext) -> httpx.Request:
     body = json.loads(request.content)
     changed = False
-    if context.pin_token is not None and request.url.path == "/v1/completions":
+    if context.pin_token is not None and "allowed_token_ids" in body:  # the verdict-word request
         body["allowed_token_ids"] = [context.pin_token]
         changed = True
     regex = (body.get("structured_outputs") or {}).get("regex")

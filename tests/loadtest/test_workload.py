@@ -146,6 +146,14 @@ class FakeGuard:
             words = body["prompt"].split()
             tokens = [1, 2] + [self.IDS[w] for w in words[1:]]
             return httpx.Response(200, json={"tokens": tokens, "count": len(tokens)})
+        if path == "/v1/completions" and "allowed_token_ids" not in body:  # the follow-up's details
+            return httpx.Response(
+                200,
+                json={
+                    "choices": [{"text": " Violent", "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 214, "completion_tokens": 2},
+                },
+            )
         if path == "/v1/completions":
             chosen = body["allowed_token_ids"][0]
             logprobs = {"tokens": [f"token_id:{chosen}"], "token_logprobs": [-0.1], "top_logprobs": [{}]}
@@ -180,12 +188,11 @@ def run_verdict_first(item: GuardItem, pin: int | None) -> tuple[CheckOutcome, F
 
 def test_pinning_the_verdict_word_sends_the_follow_up_for_a_harmful_item_only() -> None:
     outcome, fake = run_verdict_first(PROMPT, FakeGuard.IDS["Unsafe"])
-    completions = [b for p, b in fake.bodies if p == "/v1/completions"]
-    chats = [b for p, b in fake.bodies if p == "/v1/chat/completions"]
-    assert [b["allowed_token_ids"] for b in completions] == [[FakeGuard.IDS["Unsafe"]]]
-    assert len(chats) == 1  # flagged: the client asks for the categories
-    assert "{0,2}" not in chats[0]["structured_outputs"]["regex"]  # narrowed to one category
-    assert (outcome.requests, outcome.prompt_tokens, outcome.output_tokens) == (2, 419, 9)
+    verdict_request, follow_up = [b for p, b in fake.bodies if p == "/v1/completions"]
+    assert verdict_request["allowed_token_ids"] == [FakeGuard.IDS["Unsafe"]]
+    assert "allowed_token_ids" not in follow_up  # flagged: the client asks for the categories, unpinned
+    assert "{0,2}" not in follow_up["structured_outputs"]["regex"]  # narrowed to one category
+    assert (outcome.requests, outcome.prompt_tokens, outcome.output_tokens) == (2, 424, 3)
 
     outcome, fake = run_verdict_first(PROMPT, FakeGuard.IDS["Safe"])
     assert [p for p, _ in fake.bodies if p.startswith("/v1/") and p != "/v1/models"] == ["/v1/completions"]

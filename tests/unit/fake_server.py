@@ -48,6 +48,13 @@ class FakeVLLM:
             return httpx.Response(
                 200, json={"choices": [{"message": {"content": self.reply(body or {})}, "finish_reason": "stop"}]}
             )
+        if path == "/v1/completions" and (body or {}).get("max_tokens") != 1:
+            # The verdict-first follow-up: continue `reply`'s answer after the prompt's "Categories:".
+            answer = self.reply(body or {})
+            head, sep, rest = answer.partition("Categories:")
+            if not sep or not (body or {}).get("prompt", "").endswith(head + sep):
+                return httpx.Response(400, json={"error": {"message": "follow-up does not continue the answer"}})
+            return httpx.Response(200, json={"choices": [{"text": rest, "finish_reason": "stop"}]})
         if path == "/v1/completions":
             top = {f"token_id:{VERDICT_IDS[w]}": math.log(p) for w, p in self.verdict_probs.items()}
             chosen = max(self.verdict_probs, key=self.verdict_probs.__getitem__)

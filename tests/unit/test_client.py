@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 from typing import Any
 
 import httpx
@@ -24,7 +25,7 @@ from guard_client import (
     Safety,
     Verdict,
 )
-from guard_client._core import DEFAULT_MIN_VERDICT_MASS, MAX_TOKENS, combine_worst_first
+from guard_client._core import DEFAULT_MIN_VERDICT_MASS, MAX_TOKENS, MAX_TOKENS_DETAILS, combine_worst_first
 from tests.unit.fake_server import FakeVLLM
 
 
@@ -260,8 +261,32 @@ def test_verdict_first_fetches_details_only_when_flagged() -> None:
     with make(fake) as guard:
         v = guard.check_prompt("hello", verdict_only=True)
     assert v.safety is Safety.UNSAFE and v.categories == [Category.VIOLENT]
-    follow_up = chat_bodies(fake)[0]
-    assert follow_up["structured_outputs"]["regex"].startswith("Safety: (Unsafe)\\nCategories: ")
+    assert v.scores is not None and v.scores.unsafe == pytest.approx(0.85)
+    verdict_request, follow_up = [body for path, body in fake.calls if path == "/v1/completions"]
+    assert verdict_request is not None and follow_up is not None
+    # The follow-up continues the same prompt after the decided verdict word: the server reuses
+    # the cached prompt and writes only the categories, under a grammar that starts after them.
+    assert follow_up["prompt"] == verdict_request["prompt"] + " Unsafe\nCategories:"
+    assert follow_up["max_tokens"] == MAX_TOKENS_DETAILS and follow_up["temperature"] == 0
+    assert re.fullmatch(follow_up["structured_outputs"]["regex"], " Violent, PII")
+    assert not re.fullmatch(follow_up["structured_outputs"]["regex"], " None\nRefusal: No")
+    assert "/v1/chat/completions" not in fake.paths()
+
+    fake = FakeVLLM(reply=lambda body: "Safety: Unsafe\nCategories: Violent\nRefusal: Yes")
+    with make(fake) as guard:
+        r = guard.check_response("q", "a", verdict_only=True)
+    assert (r.safety, r.categories, r.refusal) == (Safety.UNSAFE, [Category.VIOLENT], True)
+    follow_up = [body for path, body in fake.calls if path == "/v1/completions"][-1]
+    assert follow_up is not None and follow_up["structured_outputs"]["regex"].endswith("\\nRefusal: (Yes|No)")
+
+
+def test_verdict_first_follow_up_that_cannot_be_read_is_an_error_never_safe() -> None:
+    fake = FakeVLLM(reply=lambda body: "Safety: Unsafe\nCategories: Sorcery")
+    with make(fake) as guard, pytest.raises(GuardParseError, match="Sorcery"):
+        guard.check_prompt("hello", verdict_only=True)
+    with make(fake, on_error="fail_open") as guard:
+        v = guard.check_prompt("hello", verdict_only=True)
+    assert v.safety is None and not v.decided
 
 
 def test_verdict_first_refuses_to_decide_without_verdict_mass() -> None:
