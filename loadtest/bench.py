@@ -9,6 +9,9 @@ forced to the length the real model writes (9 tokens for a prompt check, 13 for 
   tuned-client    the project's client as shipped for a stand-in (`constrain=True`; length not forced)
   verdict-first   the client's verdict-first path (`verdict_only=True`): one decode step per check,
                   plus its follow-up category request, charged to the items the dataset labels harmful
+  decode-share    raw completions on the tuned server: the whole answer against the verdict token
+                  alone, on fresh prompts and on prompts already cached; the most any verdict-first
+                  client can gain on this machine, and what repeat traffic gains
 
 Servers run one at a time and are always stopped. Between runs on one server the prefix cache is
 reset and re-warmed with a text outside the sample, so no run profits from an earlier one.
@@ -43,12 +46,13 @@ from loadtest.workload import (
     RunResult,
     closed_loop,
     forced_chat_check,
+    forced_completion_check,
     hit_rate,
     instrumented_check,
     prefix_cache_counters,
 )
 
-ARMS = ("transformers", "vllm-recipe", "tuned", "tuned-client", "verdict-first")
+ARMS = ("transformers", "vllm-recipe", "tuned", "tuned-client", "verdict-first", "decode-share")
 RESULTS_DIR = PACKAGE_DIR / "results"
 #: The public recipe's only serving flag (docs.vllm.ai recipes, Qwen3Guard-Gen).
 RECIPE_MAX_MODEL_LEN = 32768
@@ -171,8 +175,9 @@ class ServerSession:
         for item in self.workload.warmup[mode]:
             await forced_chat_check(http, item, REAL_OUTPUT_TOKENS[mode])
 
-    async def measured(self, http: httpx.AsyncClient, mode: str, runner: Any) -> dict[str, Any]:
-        await self._reset_and_warm(http, mode)
+    async def measured(self, http: httpx.AsyncClient, mode: str, runner: Any, fresh: bool = True) -> dict[str, Any]:
+        if fresh:
+            await self._reset_and_warm(http, mode)
         before = await prefix_cache_counters(http)
         result: RunResult = await runner()
         after = await prefix_cache_counters(http)
@@ -194,6 +199,36 @@ class ServerSession:
 
                     run = await self.measured(http, mode, runner)
                     runs.append({**run, "sent": f"chat, output forced to {tokens} tokens"})
+                    _progress(run)
+        return runs
+
+    async def decode_share_runs(self, concurrency: int) -> list[dict[str, Any]]:
+        """The client's rendered prompts as raw completions: the whole answer, then the verdict token
+        alone on a fresh cache, then the verdict token again with those prompts already cached."""
+        from guard_client import render_guard_prompt
+
+        runs = []
+        async with httpx.AsyncClient(base_url=self.url, timeout=HTTP_TIMEOUT, limits=_limits()) as http:
+
+            def runner(items: list[GuardItem], texts: dict[GuardItem, str], tokens: int) -> Any:
+                async def run() -> RunResult:
+                    check = lambda item: forced_completion_check(http, texts[item], tokens)  # noqa: E731
+                    return await closed_loop(items, check, concurrency)
+
+                return run
+
+            for mode in ("prompt", "response"):
+                items = self.workload.for_concurrency(mode, concurrency)
+                prompts = {item: render_guard_prompt(item.messages()) for item in items}
+                verdict = {item: prompt + "Safety:" for item, prompt in prompts.items()}
+                answer = REAL_OUTPUT_TOKENS[mode]
+                for variant, texts, tokens, fresh, sent in (
+                    ("answer", prompts, answer, True, f"completions, output forced to {answer} tokens"),
+                    ("verdict-token", verdict, 1, True, "completions of the prompt + 'Safety:', 1 token"),
+                    ("verdict-token-cached", verdict, 1, False, "the same again, the prompts already in the cache"),
+                ):
+                    run = await self.measured(http, mode, runner(items, texts, tokens), fresh=fresh)
+                    runs.append({**run, "variant": variant, "sent": sent})
                     _progress(run)
         return runs
 
@@ -308,6 +343,8 @@ def run_server_arm(
             print(f"  {kind}:", file=sys.stderr, flush=True)
             if kind in ("vllm-recipe", "tuned"):
                 runs = asyncio.run(session.forced_sweep(sweep))
+            elif kind == "decode-share":
+                runs = asyncio.run(session.decode_share_runs(max(sweep)))
             else:
                 runs = asyncio.run(session.client_runs(kind, sweep))
             results.append({"arm": kind, "runs": runs, "startup_s": round(server.startup_seconds, 1)})
@@ -390,6 +427,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
             ("tuned", config.sweep),
             ("tuned-client", (config.concurrency,)),
             ("verdict-first", config.sweep),
+            ("decode-share", (config.concurrency,)),
         )
         if kind in config.arms
     ]
@@ -399,6 +437,8 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
                 config.profile, model_path, free_port(), {**config.server_env, **dev_env}, config.server_args
             )
             arms += run_server_arm("tuned", server, workload, tuned_jobs)
+    decode_share = next((arm for arm in arms if arm["arm"] == "decode-share"), None)
+    arms = [arm for arm in arms if arm is not decode_share]
     result = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine_facts(),
@@ -420,6 +460,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         "concurrency": config.concurrency,
         "sweep": list(config.sweep),
         "arms": arms,
+        "decode_share": decode_share_summary(decode_share["runs"], config.concurrency) if decode_share else None,
         "load_average_1min": loads,
         "wall_s": round(time.monotonic() - started, 1),
     }
@@ -481,6 +522,25 @@ def verdict_first_vs_full(result: dict[str, Any]) -> dict[str, Any]:
                 "speedup": round(fast["checks_per_s"] / full["checks_per_s"], 2),
             }
     return out
+
+
+def decode_share_summary(runs: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
+    """Per mode, checks/s of each decode-share variant and their ratios to the whole answer.
+
+    `verdict_token_vs_answer` bounds what verdict-first can gain on this server: it is the verdict
+    request alone, with no logprobs, no follow-ups and no client."""
+    by_mode: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        by_mode.setdefault(run["mode"], {})[run["variant"]] = run
+    summary: dict[str, Any] = {"concurrency": concurrency, "runs": runs, "modes": {}}
+    for mode, variants in by_mode.items():
+        answer = variants.get("answer", {}).get("checks_per_s")
+        row: dict[str, Any] = {v: variants[v]["checks_per_s"] for v in variants}
+        for variant in ("verdict-token", "verdict-token-cached"):
+            if answer and variant in variants:
+                row[f"{variant.replace('-', '_')}_vs_answer"] = round(variants[variant]["checks_per_s"] / answer, 2)
+        summary["modes"][mode] = row
+    return summary
 
 
 def write_results(result: dict[str, Any], out_dir: Path) -> list[Path]:

@@ -93,6 +93,37 @@ def bench_markdown(result: dict[str, Any], plot_name: str = "bench.png") -> str:
                 f"| {mode} | {row['concurrency']} | {_fmt(row['verdict_first_checks_per_s'])} "
                 f"| {_fmt(row['full_generation_checks_per_s'])} | {_fmt(row['speedup'], '.1f')}× |"
             )
+    share = result.get("decode_share")
+    if share:
+        lines += [
+            "",
+            "## What verdict-first can gain on this machine",
+            "",
+            f"The client's rendered prompts as raw `/v1/completions`, {share['concurrency']} in flight, same server "
+            "and texts: the whole answer (output forced to the real length); the verdict token alone (the "
+            "verdict-first request without logprobs, client or follow-ups: the most any verdict-first client can "
+            "reach on this server); and the verdict token again with those prompts already in the prefix cache "
+            "(only what repeat traffic sees).",
+            "",
+            "| mode | whole answer checks/s | verdict token checks/s | × whole answer "
+            "| verdict token, prompts cached, checks/s | × whole answer |",
+            "|---|--:|--:|--:|--:|--:|",
+        ]
+        for mode, row in share["modes"].items():
+            lines.append(
+                f"| {mode} | {_fmt(row.get('answer'))} | {_fmt(row.get('verdict-token'))} "
+                f"| {_fmt(row.get('verdict_token_vs_answer'), '.2f')}× | {_fmt(row.get('verdict-token-cached'))} "
+                f"| {_fmt(row.get('verdict_token_cached_vs_answer'), '.2f')}× |"
+            )
+        lines += [
+            "",
+            "A check costs the prefill of every prompt token after the cached policy head (the checked text and the "
+            "fixed instructions after it) plus one decode step per output token. Verdict-first removes only the "
+            "decode steps after the first: where prefill dominates (a CPU) the verdict token alone is barely faster "
+            "than the whole answer; where a decode step is dear next to a prefill (a GPU at small batches) it is "
+            "several times faster. The cached column is what a server gains when it need not prefill at all, "
+            "which only repeated texts allow.",
+        ]
     lines += [
         "",
         "## Throughput against checks in flight",
@@ -154,8 +185,9 @@ def bench_plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     modes = ("prompt", "response")
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=False)
-    for axis, mode in zip(axes, modes, strict=True):
+    share = result.get("decode_share")
+    figure, axes = plt.subplots(1, 3 if share else 2, figsize=(16 if share else 11, 4.2), sharey=False)
+    for axis, mode in zip(axes, modes, strict=False):
         for arm in result["arms"]:
             runs = sorted((r for r in arm["runs"] if r["mode"] == mode), key=lambda r: r["concurrency"])
             if not runs:
@@ -174,6 +206,8 @@ def bench_plot(result: dict[str, Any], path: Path) -> None:
         axis.set_title(f"{mode} moderation")
         axis.grid(True, alpha=0.3)
         axis.set_ylim(bottom=0)
+    if share:
+        _decode_share_bars(axes[2], share)
     handles, labels = axes[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
     title = "Guard checks/s against checks in flight"
@@ -183,3 +217,18 @@ def bench_plot(result: dict[str, Any], path: Path) -> None:
     figure.tight_layout(rect=(0, 0.1, 1, 0.95))
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+def _decode_share_bars(axis: Any, share: dict[str, Any]) -> None:
+    variants = (("answer", "whole answer"), ("verdict-token", "verdict token"), ("verdict-token-cached", "cached"))
+    modes = list(share["modes"])
+    width = 0.8 / len(variants)
+    for index, (key, label) in enumerate(variants):
+        values = [share["modes"][mode].get(key) or 0.0 for mode in modes]
+        bars = axis.bar([m + index * width for m in range(len(modes))], values, width, label=label)
+        axis.bar_label(bars, fmt="%.2f", fontsize=7)
+    axis.set_xticks([m + width for m in range(len(modes))], modes)
+    axis.set_ylabel("checks/s")
+    axis.set_title(f"raw completions, {share['concurrency']} in flight", fontsize=9)
+    axis.legend(fontsize=7, frameon=False)
+    axis.grid(True, axis="y", alpha=0.3)

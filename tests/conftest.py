@@ -45,7 +45,8 @@ def guard_server() -> Iterator[object]:
         model="standin:tiny",
         host="127.0.0.1",
         port=free_port(),
-        env={"VLLM_CPU_KVCACHE_SPACE": "1"},
+        # Dev mode adds POST /reset_prefix_cache, which the benchmark's runs use to start cold.
+        env={"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_SERVER_DEV_MODE": "1"},
     )
     with server:
         yield server

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from loadtest.__main__ import bench_config, build_parser
-from loadtest.bench import headline, verdict_first_vs_full
+from loadtest.bench import decode_share_summary, headline, verdict_first_vs_full
 from loadtest.report import bench_markdown, bench_plot
 
 
@@ -67,6 +67,33 @@ def result() -> dict[str, Any]:
     return data
 
 
+def decode_share() -> dict[str, Any]:
+    runs = [
+        {**run("prompt", 16, 2.0, 0.58), "variant": "answer"},
+        {**run("prompt", 16, 2.5, 0.58), "variant": "verdict-token"},
+        {**run("prompt", 16, 7.0, 0.97), "variant": "verdict-token-cached"},
+        {**run("response", 16, 1.0, 0.55), "variant": "answer"},
+    ]
+    return decode_share_summary(runs, 16)
+
+
+def test_decode_share_compares_each_variant_with_the_whole_answer() -> None:
+    share = decode_share()
+    assert share["modes"]["prompt"] == {
+        "answer": 2.0,
+        "verdict-token": 2.5,
+        "verdict-token-cached": 7.0,
+        "verdict_token_vs_answer": 1.25,
+        "verdict_token_cached_vs_answer": 3.5,
+    }
+    assert share["modes"]["response"] == {"answer": 1.0}  # nothing to compare with: no ratio invented
+    text = bench_markdown({**result(), "decode_share": share})
+    assert "## What verdict-first can gain on this machine" in text
+    assert "| prompt | 2.00 | 2.50 | 1.25× | 7.00 | 3.50× |" in text
+    assert "| response | 1.00 | – | –× | – | –× |" in text
+    assert "## What verdict-first can gain" not in bench_markdown(result())
+
+
 def test_headline_takes_the_baseline_at_one_and_the_rest_at_the_benchmark_concurrency() -> None:
     rows = {(r["arm"], r["mode"]): r for r in result()["headline"]}
     assert set(rows) == {
@@ -105,9 +132,10 @@ def test_markdown_report_states_the_stand_in_and_the_ratios() -> None:
     assert "55%" in text and "62%" in text
 
 
-def test_plot_is_written_as_png(tmp_path: Path) -> None:
+@pytest.mark.parametrize("with_share", [False, True])
+def test_plot_is_written_as_png(tmp_path: Path, with_share: bool) -> None:
     path = tmp_path / "bench.png"
-    bench_plot(result(), path)
+    bench_plot({**result(), "decode_share": decode_share() if with_share else None}, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

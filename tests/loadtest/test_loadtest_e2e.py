@@ -10,6 +10,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from guard_client import GuardMode
@@ -109,6 +110,30 @@ def test_verdict_first_follows_up_exactly_for_the_items_labelled_harmful(guard_u
         assert run["errors"] == 0
         assert run["followups"] == harmful
         assert run["requests_per_check"] == round(1 + harmful / len(items), 3)
+
+
+def test_decode_share_sends_the_whole_answer_then_the_verdict_token_fresh_and_cached(guard_url: str) -> None:
+    # Texts long enough to fill whole KV blocks past the policy head: only whole blocks are cached.
+    workload = sample_workload()
+    filler = " and then some more words about it" * 40
+    workload.items["prompt"] = [replace(i, prompt=i.prompt + filler) for i in workload.items["prompt"]]
+    workload.items["response"] = [replace(i, response=f"{i.response}{filler}") for i in workload.items["response"]]
+    session = ServerSession(guard_url, workload, standin=True)
+    runs = asyncio.run(session.decode_share_runs(2))
+    assert [(r["mode"], r["variant"]) for r in runs] == [
+        (mode, variant)
+        for mode in ("prompt", "response")
+        for variant in ("answer", "verdict-token", "verdict-token-cached")
+    ]
+    for mode in ("prompt", "response"):
+        answer, verdict, cached = (r for r in runs if r["mode"] == mode)
+        assert all(r["errors"] == 0 for r in (answer, verdict, cached))
+        assert answer["mean_output_tokens"] == REAL_OUTPUT_TOKENS[mode]
+        assert verdict["mean_output_tokens"] == cached["mean_output_tokens"] == 1
+        # "Safety:" adds the same few tokens to every prompt
+        assert 0 < verdict["mean_prompt_tokens"] - answer["mean_prompt_tokens"] <= 3
+        # The fresh run finds only the policy head cached; the repeat finds whole prompts.
+        assert cached["prefix_cache_hit_rate"] > verdict["prefix_cache_hit_rate"] + 0.2
 
 
 def test_bench_serve_runs_the_client_and_the_forced_requests(guard_url: str) -> None:
