@@ -266,8 +266,9 @@ class ServerSession:
                     narrowed = " narrowed to one category" if self.standin else ""
                     if kind == "verdict-first":
                         sent = (
-                            "completions, 1 output token (verdict word); then a chat follow-up with the client's "
-                            f"verdict grammar{narrowed} for the {harmful}/{len(items)} items labelled harmful"
+                            "completions, 1 output token (verdict word); then a completion continuing the prompt "
+                            f"after the verdict word, under the client's category grammar{narrowed}, for the "
+                            f"{harmful}/{len(items)} items labelled harmful"
                         )
                     else:
                         sent = f"chat via the client, constrain=True: the client's verdict grammar{narrowed}"

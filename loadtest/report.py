@@ -166,8 +166,9 @@ def bench_markdown(result: dict[str, Any], plot_name: str = "bench.png") -> str:
         "CPU it gets the same `VLLM_CPU_KVCACHE_SPACE` as the profile (vLLM would otherwise size its cache from "
         "the whole machine's memory).",
         "- Verdict-first: the client renders the guard prompt, asks `/v1/completions` for one token (the "
-        "verdict word, restricted to the verdict words) and, when flagged, asks for the categories with the "
-        "verdict fixed. A random-weight model flags at random, so the benchmark pins the verdict word to the "
+        "verdict word, restricted to the verdict words) and, when flagged, continues the same prompt after the "
+        "verdict word for the categories (its prompt is cached; the grammar keeps them valid). A random-weight "
+        "model flags at random, so the benchmark pins the verdict word to the "
         "dataset label (one allowed token instead of three: the same server work) and the follow-up runs "
         "exactly for the items labelled harmful.",
         "- Constrained requests on a stand-in (the client's `constrain=True` arm and the verdict-first follow-up): "
