@@ -102,10 +102,9 @@ class _VerdictTokens:
 #: Every token of a grammar-constrained answer holds at least one of its (ASCII) characters, so
 #: the longest answer the grammar allows, in characters, bounds the tokens it can take, even when
 #: a model (the random stand-in) spells it with unusual tokens.
-_LONGEST_DETAILS = len(" ") + 3 * max(len(c.value) for c in Category) + 2 * len(", ") + len("\nRefusal: Yes")
-MAX_TOKENS_DETAILS = _LONGEST_DETAILS
+MAX_TOKENS_DETAILS = len(" ") + 3 * max(len(c.value) for c in Category) + 2 * len(", ") + len("\nRefusal: Yes")
 #: Also bounds the verdict-first path: its follow-up's prompt ends with the verdict line it continues.
-MAX_TOKENS_CONSTRAINED = len("Safety: Controversial\nCategories:") + _LONGEST_DETAILS
+MAX_TOKENS_CONSTRAINED = len("Safety: Controversial\nCategories:") + MAX_TOKENS_DETAILS
 
 
 def _categories_regex(mode: GuardMode, safety: Safety | None) -> str:
