@@ -8,7 +8,16 @@ with GuardClient("http://localhost:8000") as guard:
 """
 
 from guard_client._client import AsyncGuardClient, GuardClient
-from guard_client._core import CheckItem, ServerInfo, verdict_regex
+from guard_client._constants import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MODEL,
+    DEFAULT_TIMEOUT,
+    MAX_TOKENS,
+    STANDIN_MARKER,
+    STANDIN_WARNING,
+    is_standin_model,
+)
 from guard_client._errors import (
     GuardConnectionError,
     GuardError,
@@ -17,36 +26,81 @@ from guard_client._errors import (
     GuardParseError,
     GuardTimeoutError,
 )
-from guard_client._labels import CATEGORIES_BY_MODE, STANDIN_MARKER, Category, GuardMode, Safety, Strictness
-from guard_client._moderation import OPENAI_CATEGORIES, QWEN_TO_OPENAI, to_openai_moderation
-from guard_client._template import chat_template_jinja, render_guard_prompt
+from guard_client._flows import CheckOptions, ServerInfo
+from guard_client._grammar import (
+    MAX_CATEGORIES,
+    MAX_TOKENS_CONSTRAINED,
+    MAX_TOKENS_DETAILS,
+    VERDICT_PREFIX,
+    details_prefix,
+    details_regex,
+    verdict_regex,
+)
+from guard_client._input import CheckItem, GuardInput, Messages, item_messages, prepare_input, render_guard_prompt
+from guard_client._labels import CATEGORIES_BY_MODE, Category, GuardMode, Safety, Strictness
+from guard_client._moderation import (
+    OPENAI_CATEGORIES,
+    QWEN_TO_OPENAI,
+    ModerationResult,
+    Qwen3GuardModeration,
+    to_openai_moderation,
+)
+from guard_client._requests import VerdictTokens, chat_request, details_request, tokenize_request, verdict_request
+from guard_client._retry import DEFAULT_MAX_RETRIES
+from guard_client._template import chat_template_jinja
 from guard_client._verdict import FailurePolicy, Scores, Verdict, parse_verdict
 
 __all__ = [
     "CATEGORIES_BY_MODE",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_MODEL",
+    "DEFAULT_TIMEOUT",
+    "MAX_CATEGORIES",
+    "MAX_TOKENS",
+    "MAX_TOKENS_CONSTRAINED",
+    "MAX_TOKENS_DETAILS",
     "OPENAI_CATEGORIES",
     "QWEN_TO_OPENAI",
     "STANDIN_MARKER",
+    "STANDIN_WARNING",
+    "VERDICT_PREFIX",
     "AsyncGuardClient",
     "Category",
     "CheckItem",
+    "CheckOptions",
     "FailurePolicy",
     "GuardClient",
     "GuardConnectionError",
     "GuardError",
     "GuardHTTPError",
+    "GuardInput",
     "GuardInputError",
     "GuardMode",
     "GuardParseError",
     "GuardTimeoutError",
+    "Messages",
+    "ModerationResult",
+    "Qwen3GuardModeration",
     "Safety",
     "Scores",
     "ServerInfo",
     "Strictness",
     "Verdict",
+    "VerdictTokens",
+    "chat_request",
     "chat_template_jinja",
+    "details_prefix",
+    "details_regex",
+    "details_request",
+    "is_standin_model",
+    "item_messages",
     "parse_verdict",
+    "prepare_input",
     "render_guard_prompt",
     "to_openai_moderation",
+    "tokenize_request",
     "verdict_regex",
+    "verdict_request",
 ]

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from guard_client._core import ServerInfo
+from guard_client import ServerInfo
 from guard_client._labels import GuardMode, Safety, Strictness
 from guard_client._verdict import Verdict
 from guard_client.eval._datasets import DatasetSpec, EvalItem, LoadedDataset, PublishedSection, Task

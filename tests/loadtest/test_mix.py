@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 
 import pytest
+from guard_client._core import MAX_TOKENS, MAX_TOKENS_CONSTRAINED
 
 from guard_client import GuardMode, verdict_regex
-from guard_client._core import MAX_TOKENS, MAX_TOKENS_CONSTRAINED
 from loadtest.corpus import GuardItem, load_corpus
 from loadtest.mix import CheckMix, check_name, parse_steps
 
