@@ -13,6 +13,9 @@ from guard_client._constants import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MODEL,
     DEFAULT_TIMEOUT,
+    ENV_API_KEY,
+    ENV_MODEL,
+    ENV_URL,
     MAX_TOKENS,
     STANDIN_MARKER,
     STANDIN_WARNING,
@@ -47,6 +50,7 @@ from guard_client._moderation import (
 )
 from guard_client._requests import VerdictTokens, chat_request, details_request, tokenize_request, verdict_request
 from guard_client._retry import DEFAULT_MAX_RETRIES
+from guard_client._stats import percentile
 from guard_client._template import chat_template_jinja
 from guard_client._verdict import FailurePolicy, Scores, Verdict, parse_verdict
 
@@ -57,6 +61,9 @@ __all__ = [
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_MODEL",
     "DEFAULT_TIMEOUT",
+    "ENV_API_KEY",
+    "ENV_MODEL",
+    "ENV_URL",
     "MAX_CATEGORIES",
     "MAX_TOKENS",
     "MAX_TOKENS_CONSTRAINED",
@@ -97,6 +104,7 @@ __all__ = [
     "is_standin_model",
     "item_messages",
     "parse_verdict",
+    "percentile",
     "prepare_input",
     "render_guard_prompt",
     "to_openai_moderation",
