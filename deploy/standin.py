@@ -182,7 +182,7 @@ def build_weights(variant: str, out_dir: Path) -> None:
     config.architectures = ["Qwen3ForCausalLM"]
     torch.manual_seed(SEED)
     with torch.device("cpu"):
-        model = Qwen3ForCausalLM(config).to(torch.bfloat16)
+        model = Qwen3ForCausalLM(config).to(torch.bfloat16)  # type: ignore[arg-type]  # transformers types .to() narrowly
     model.save_pretrained(str(out_dir), safe_serialization=True)
     (out_dir / "generation_config.json").write_text(
         json.dumps(
