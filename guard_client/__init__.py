@@ -45,6 +45,15 @@ from guard_client._moderation import (
     Qwen3GuardModeration,
     to_openai_moderation,
 )
+from guard_client._policy import (
+    CATEGORY_DEFINITIONS,
+    POLICY_SOURCE,
+    REFUSAL_MEANING,
+    SEVERITY_DEFINITIONS,
+    SEVERITY_IN_MODE,
+    STRICTNESS_MEANING,
+    policy_name,
+)
 from guard_client._requests import VerdictTokens, chat_request, details_request, tokenize_request, verdict_request
 from guard_client._retry import DEFAULT_MAX_RETRIES
 from guard_client._template import chat_template_jinja
@@ -52,6 +61,7 @@ from guard_client._verdict import FailurePolicy, Scores, Verdict, parse_verdict
 
 __all__ = [
     "CATEGORIES_BY_MODE",
+    "CATEGORY_DEFINITIONS",
     "DEFAULT_BASE_URL",
     "DEFAULT_CONCURRENCY",
     "DEFAULT_MAX_RETRIES",
@@ -62,9 +72,14 @@ __all__ = [
     "MAX_TOKENS_CONSTRAINED",
     "MAX_TOKENS_DETAILS",
     "OPENAI_CATEGORIES",
+    "POLICY_SOURCE",
     "QWEN_TO_OPENAI",
+    "REFUSAL_MEANING",
+    "SEVERITY_DEFINITIONS",
+    "SEVERITY_IN_MODE",
     "STANDIN_MARKER",
     "STANDIN_WARNING",
+    "STRICTNESS_MEANING",
     "VERDICT_PREFIX",
     "AsyncGuardClient",
     "Category",
@@ -97,6 +112,7 @@ __all__ = [
     "is_standin_model",
     "item_messages",
     "parse_verdict",
+    "policy_name",
     "prepare_input",
     "render_guard_prompt",
     "to_openai_moderation",
