@@ -8,6 +8,8 @@ harmful sample prompt placed in a random paragraph. Without `--url` a fake guard
 texts holding that harmful sentence and answers every request after `--latency-ms` (an idealised
 server with room for every request, so the latency measured is rounds x latency plus the client);
 with `--url` the real guard decides, and items it does not flag as a whole are counted, not located.
+A span "is exactly" the harmful prompt when the search narrowed to its sentences alone; it can be wider
+(window granularity) when a multi-sentence prompt straddles a split, or a sentence lacks end punctuation.
 Writes locate.json, locate.md and locate.png to `--out`.
 """
 
@@ -94,7 +96,7 @@ async def locate_with(
 
 
 async def measure(guard: AsyncGuardClient, items: Sequence[tuple[str, str]], strictness: Strictness) -> dict[str, Any]:
-    plain, located, extra, bounds, found, not_flagged = [], [], [], [], 0, 0
+    plain, located, extra, bounds, holds, exact, not_flagged = [], [], [], [], 0, 0, 0
     for text, bad in items:
         messages = [{"role": "user", "content": text}]
         start = time.perf_counter()
@@ -109,13 +111,15 @@ async def measure(guard: AsyncGuardClient, items: Sequence[tuple[str, str]], str
         located.append((done - start) * 1000)
         extra.append(location.checks)
         bounds.append(check_bound(text))
-        found += any(span.excerpt == bad for span in location.spans)
+        holds += any(bad in span.excerpt for span in location.spans)
+        exact += any(span.excerpt == bad for span in location.spans)
     if not plain:
         return {"flagged_items": 0, "not_flagged": not_flagged}
     return {
         "flagged_items": len(plain),
         "not_flagged": not_flagged,
-        "span_is_the_harmful_prompt": found,
+        "span_holds_the_harmful_prompt": holds,
+        "span_is_exactly_the_harmful_prompt": exact,
         "extra_checks_mean": statistics.fmean(extra),
         "extra_checks_max": max(extra),
         "bound_max": max(bounds),
@@ -155,12 +159,12 @@ def write_report(result: dict[str, Any], out: Path) -> list[Path]:
     paths[0].write_text(json.dumps(result, indent=2) + "\n")
     head = (
         "| paragraphs | flagged items | extra checks mean / max | bound max | p50 ms without | p50 ms with locate |"
-        " span is the harmful prompt |\n|---|---|---|---|---|---|---|\n"
+        " span holds / is exactly the harmful prompt |\n|---|---|---|---|---|---|---|\n"
     )
     body = "".join(
         f"| {r['paragraphs']} | {r['flagged_items']} | {r['extra_checks_mean']:.1f} / {r['extra_checks_max']} | "
         f"{r['bound_max']} | {r['latency_ms_p50_without']:.1f} | {r['latency_ms_p50_with']:.1f} | "
-        f"{r['span_is_the_harmful_prompt']}/{r['flagged_items']} |\n"
+        f"{r['span_holds_the_harmful_prompt']} / {r['span_is_exactly_the_harmful_prompt']} |\n"
         if r["flagged_items"]
         else f"| {r['paragraphs']} | 0 ({r['not_flagged']} not flagged) | - | - | - | - | - |\n"
         for r in result["rows"]

@@ -16,7 +16,8 @@ def test_locate_bench_writes_json_markdown_and_plot(tmp_path: Path) -> None:
     assert set(rows) == {1, 8}
     for row in rows.values():
         assert row["flagged_items"] == 3 and row["not_flagged"] == 0
-        assert row["span_is_the_harmful_prompt"] == 3
+        assert row["span_holds_the_harmful_prompt"] == 3
+        assert 0 <= row["span_is_exactly_the_harmful_prompt"] <= 3
         assert row["within_bound"] and 0 < row["extra_checks_max"] <= row["bound_max"]
         assert row["latency_ms_p50_with"] > row["latency_ms_p50_without"]
     assert "| 8 | 3 |" in (tmp_path / "locate.md").read_text()
