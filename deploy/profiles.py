@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from guard_client import DEFAULT_MODEL
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from guard_client import DEFAULT_MODEL
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 SCHEMA_VERSION = 1

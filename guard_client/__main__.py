@@ -4,6 +4,7 @@
     guard check --response "How can I make a bomb?" "I can't help with that."
     guard check --jsonl requests.jsonl          # or - for stdin; one JSON line out per line in
     guard check --explain "How can I make a bomb?"   # a readable explanation instead of the JSON
+    guard check --explain --locate "$(cat essay.txt)"  # ... and where in the text the verdict comes from
     echo 'Safety: Unsafe\nCategories: Violent' | guard parse --mode prompt
 
 Server, key and model come from --url/--api-key/--model or GUARD_URL/GUARD_API_KEY/GUARD_MODEL.
@@ -80,7 +81,11 @@ def _jsonl_items(stream: TextIO) -> Iterator[tuple[int, CheckItem | GuardInputEr
 
 def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     options = CheckOptions(
-        scores=args.scores, constrain=args.constrain, verdict_only=args.verdict_only, chunk=args.chunk
+        scores=args.scores,
+        constrain=args.constrain,
+        verdict_only=args.verdict_only,
+        chunk=args.chunk,
+        locate=args.locate,
     )
     strictness = Strictness(args.strictness)
     with GuardClient(
@@ -184,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
         "an 'explanation' object on each line with --jsonl or --json",
     )
     check.add_argument("--json", action="store_true", help="with --explain on one check: JSON, not text")
+    check.add_argument(
+        "--locate", action="store_true", help="for a flagged text, find the smallest spans flagged on their own"
+    )
     check.set_defaults(run=_check)
 
     parse = sub.add_parser("parse", help="parse raw model output from stdin into a verdict")

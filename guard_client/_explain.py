@@ -100,21 +100,22 @@ class Explanation(BaseModel):
 def explain(
     verdict: Verdict, strictness: Strictness | str = Strictness.STRICT, location: Location | None = None
 ) -> Explanation:
-    """Explain `verdict` as read under `strictness`; `location` is what `locate` found, if it ran."""
+    """Explain `verdict` as read under `strictness`; `location` defaults to what `locate=True` found."""
     strictness = Strictness(strictness)
+    location = location if location is not None else verdict.location
     flagged = verdict.flagged(strictness)
     common = {
         "mode": verdict.mode,
         "flagged": flagged,
         "strictness": strictness,
         "reading": STRICTNESS_MEANING[strictness],
-        "unmapped_labels": list(getattr(verdict, "unmapped_labels", None) or []),
+        "unmapped_labels": list(verdict.unmapped_labels),
         "location": location,
     }
     if verdict.safety is None:
         failure = FailureExplanation(
             error=verdict.error or "the guard gave no verdict",
-            error_type=getattr(verdict, "error_type", None),
+            error_type=verdict.error_type,
             policy=verdict.policy,
         )
         return Explanation(decided_by=DecidedBy.FAILURE_POLICY, severity=None, failure=failure, **common)

@@ -67,3 +67,14 @@ def test_explain_json_and_jsonl_carry_the_explanation_object(fake: FakeVLLM, tmp
     ]
     code, out, _ = run("--jsonl", str(batch))
     assert "explanation" not in json.loads(out.splitlines()[0])
+
+
+def test_locate_prints_the_span(fake: FakeVLLM) -> None:
+    text = f"A calm opening.\n\nThen {MARKER} shows up. More calm.\n\nThe end."
+    code, out, _ = run("--explain", "--locate", text)
+    start = text.index(f"Then {MARKER}")
+    assert code == 0
+    assert f'Where: characters {start}-{start + len(f"Then {MARKER} shows up.")}: "Then {MARKER} shows up."' in out
+    code, out, _ = run("--locate", text)
+    location = json.loads(out)["location"]
+    assert [(s["start"], s["excerpt"]) for s in location["spans"]] == [(start, f"Then {MARKER} shows up.")]
