@@ -3,6 +3,8 @@
     guard check "How can I make a bomb?"
     guard check --response "How can I make a bomb?" "I can't help with that."
     guard check --jsonl requests.jsonl          # or - for stdin; one JSON line out per line in
+    guard check --explain "How can I make a bomb?"   # a readable explanation instead of the JSON
+    guard check --explain --locate "$(cat essay.txt)"  # ... and where in the text the verdict comes from
     echo 'Safety: Unsafe\nCategories: Violent' | guard parse --mode prompt
 
 Server, key and model come from --url/--api-key/--model or GUARD_URL/GUARD_API_KEY/GUARD_MODEL.
@@ -29,14 +31,18 @@ from guard_client._constants import (
     STANDIN_WARNING,
 )
 from guard_client._errors import GuardError, GuardInputError, GuardParseError
+from guard_client._explain import explain
 from guard_client._flows import CheckOptions
 from guard_client._input import CheckItem
 from guard_client._labels import GuardMode, Strictness
 from guard_client._verdict import FailurePolicy, Verdict, parse_verdict
 
 
-def verdict_json(verdict: Verdict, strictness: Strictness) -> dict[str, Any]:
-    return {"flagged": verdict.flagged(strictness), **verdict.model_dump(mode="json")}
+def verdict_json(verdict: Verdict, strictness: Strictness, explained: bool = False) -> dict[str, Any]:
+    out = {"flagged": verdict.flagged(strictness), **verdict.model_dump(mode="json")}
+    if explained:
+        out["explanation"] = explain(verdict, strictness).model_dump(mode="json")
+    return out
 
 
 def _emit(obj: dict[str, Any], out: TextIO) -> None:
@@ -75,7 +81,11 @@ def _jsonl_items(stream: TextIO) -> Iterator[tuple[int, CheckItem | GuardInputEr
 
 def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     options = CheckOptions(
-        scores=args.scores, constrain=args.constrain, verdict_only=args.verdict_only, chunk=args.chunk
+        scores=args.scores,
+        constrain=args.constrain,
+        verdict_only=args.verdict_only,
+        chunk=args.chunk,
+        locate=args.locate,
     )
     strictness = Strictness(args.strictness)
     with GuardClient(
@@ -100,7 +110,10 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             else:
                 print("error: give a TEXT, --response PROMPT RESPONSE, or --jsonl FILE", file=err)
                 return 2
-            _emit(verdict_json(verdict, strictness), out)
+            if args.explain and not args.json:
+                out.write(explain(verdict, strictness).text() + "\n")
+            else:
+                _emit(verdict_json(verdict, strictness, args.explain), out)
             return 0
         stream = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")  # noqa: SIM115
         with stream:
@@ -125,7 +138,7 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             else:
                 result = results[number]
             if result.decided or result.policy is not None:  # a verdict, or one the failure policy made
-                _emit({"line": number, **verdict_json(result, strictness)}, out)
+                _emit({"line": number, **verdict_json(result, strictness, args.explain)}, out)
             else:
                 failed += 1
                 _emit({"line": number, "error": result.error, "error_type": result.error_type}, out)
@@ -168,6 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
         choices=[s.value for s in Strictness],
         default=Strictness.STRICT.value,
         help="how Controversial is read: in `flagged`, and whether --verdict-only fetches its details",
+    )
+    check.add_argument(
+        "--explain",
+        action="store_true",
+        help="explain the verdict from the published policy: readable text for one check (instead of the JSON), "
+        "an 'explanation' object on each line with --jsonl or --json",
+    )
+    check.add_argument("--json", action="store_true", help="with --explain on one check: JSON, not text")
+    check.add_argument(
+        "--locate", action="store_true", help="for a flagged text, find the smallest spans flagged on their own"
     )
     check.set_defaults(run=_check)
 

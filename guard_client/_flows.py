@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeAlias, TypedDict, TypeVar
 
 from guard_client._constants import CHUNK_OVERLAP, MAX_TOKENS, is_standin_model
@@ -18,6 +18,7 @@ from guard_client._errors import GuardError, GuardInputError, GuardParseError
 from guard_client._grammar import MAX_CATEGORIES, MAX_TOKENS_CONSTRAINED, VERDICT_PREFIX, details_prefix
 from guard_client._input import GuardInput, prepare_input
 from guard_client._labels import GuardMode, Safety, Strictness
+from guard_client._locate import Location, locate_search, window_messages
 from guard_client._requests import (
     VerdictTokens,
     chat_request,
@@ -61,6 +62,8 @@ class CheckOptions(TypedDict, total=False):
     chunk: bool
     #: The most category labels a constrained answer may name (1-3; 3 by default).
     max_categories: int
+    #: For a flagged verdict, find the smallest spans of the last message still flagged on their own.
+    locate: bool
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class Settings:
     verdict_only: bool = False
     chunk: bool = False
     max_categories: int = MAX_CATEGORIES
+    locate: bool = False
 
     @classmethod
     def of(cls, options: CheckOptions) -> Settings:
@@ -143,13 +147,35 @@ class CheckFlows:
         Input errors always raise; other failures raise or become an undecided verdict, per policy.
         """
         try:
-            return (yield from self._check(guard_input, settings))
+            verdict = yield from self._check(guard_input, settings)
         except GuardInputError:
             raise
         except GuardError as exc:
             if self.on_error is FailurePolicy.RAISE:
                 raise
             return Verdict.from_error(guard_input.mode, exc, self.on_error)
+        if settings.locate and verdict.decided and verdict.flagged(self.strictness):
+            location = yield from self._locate(guard_input, replace(settings, locate=False))
+            verdict = verdict.model_copy(update={"location": location})
+        return verdict
+
+    def _locate(self, guard_input: GuardInput, settings: Settings) -> Flow[Location]:
+        """The pure locate search, each round's windows checked concurrently with the conversation
+        before the last message kept as context; a window that fails counts as unknown."""
+        search = locate_search(guard_input.messages[-1]["content"])
+        try:
+            windows = next(search)
+            while True:
+                flows = [
+                    self._check(prepare_input(window_messages(guard_input.messages, w)), settings) for w in windows
+                ]
+                results = yield Parallel(flows)
+                windows = search.send(
+                    [r.flagged(self.strictness) if isinstance(r, Verdict) and r.decided else None for r in results]
+                )
+        except StopIteration as stop:
+            location: Location = stop.value
+            return location
 
     def _check(self, guard_input: GuardInput, settings: Settings) -> Flow[Verdict]:
         info = yield from self.server_info()

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from guard_client._errors import GuardError, GuardParseError
 from guard_client._labels import CATEGORIES_BY_MODE, Category, GuardMode, Safety, Strictness
+from guard_client._locate import Location
 
 
 class FailurePolicy(StrEnum):
@@ -62,6 +63,8 @@ class Verdict(BaseModel):
     unmapped_labels: list[str] = Field(default_factory=list)
     #: What the parser could not read beside a valid `Safety:` line; the verdict stands regardless.
     warnings: list[str] = Field(default_factory=list)
+    #: Where in the checked text a flagged verdict comes from (`locate=True`).
+    location: Location | None = None
 
     @property
     def decided(self) -> bool:
