@@ -19,17 +19,8 @@ import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from guard_client import _constants as defaults
 from guard_client._client import GuardClient
-from guard_client._constants import (
-    DEFAULT_BASE_URL,
-    DEFAULT_CONCURRENCY,
-    DEFAULT_MODEL,
-    DEFAULT_TIMEOUT,
-    ENV_API_KEY,
-    ENV_MODEL,
-    ENV_URL,
-    STANDIN_WARNING,
-)
 from guard_client._errors import GuardError, GuardInputError, GuardParseError
 from guard_client._explain import explain
 from guard_client._flows import CheckOptions
@@ -98,7 +89,7 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     ) as client:
         try:
             if client.server_info().is_standin:
-                print(f"warning: {STANDIN_WARNING}", file=err)
+                print(f"warning: {defaults.STANDIN_WARNING}", file=err)
         except GuardError as exc:
             print(f"error: {exc}", file=err)
             return 1
@@ -165,16 +156,18 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("text", nargs="?", help="a user prompt to check")
     check.add_argument("--response", nargs=2, metavar=("PROMPT", "RESPONSE"), help="check an assistant response")
     check.add_argument("--jsonl", metavar="FILE", help="batch input, '-' for stdin")
-    check.add_argument("--url", help=f"guard server (default ${ENV_URL}, else {DEFAULT_BASE_URL})")
-    check.add_argument("--api-key", help=f"bearer token (default ${ENV_API_KEY})")
-    check.add_argument("--model", help=f"served model name (default ${ENV_MODEL}, else {DEFAULT_MODEL})")
-    check.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per request")
+    check.add_argument("--url", help=f"guard server (default ${defaults.ENV_URL}, else {defaults.DEFAULT_BASE_URL})")
+    check.add_argument("--api-key", help=f"bearer token (default ${defaults.ENV_API_KEY})")
+    check.add_argument(
+        "--model", help=f"served model name (default ${defaults.ENV_MODEL}, else {defaults.DEFAULT_MODEL})"
+    )
+    check.add_argument("--timeout", type=float, default=defaults.DEFAULT_TIMEOUT, help="seconds per request")
     check.add_argument("--scores", action="store_true", help="add P(Safe/Unsafe/Controversial) from logprobs")
     check.add_argument("--constrain", action="store_true", help="constrain decoding to the verdict grammar")
     check.add_argument("--verdict-only", action="store_true", help="one-token verdict first; details only if flagged")
     check.add_argument("--chunk", action="store_true", help="split inputs too long for the server into windows")
     check.add_argument("--on-error", choices=[p.value for p in FailurePolicy], default=FailurePolicy.RAISE.value)
-    check.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
+    check.add_argument("--concurrency", type=int, default=defaults.DEFAULT_CONCURRENCY)
     check.add_argument("--progress", action="store_true", help="progress bar on stderr for --jsonl")
     check.add_argument(
         "--strictness",

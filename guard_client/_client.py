@@ -24,7 +24,7 @@ from guard_client._constants import (
     ENV_URL,
 )
 from guard_client._errors import GuardError, GuardInputError
-from guard_client._flows import CheckFlows, CheckOptions, Flow, Parallel, Request, ServerInfo, Settings
+from guard_client._flows import CheckFlows, CheckOptions, Flow, Parallel, Request, ServerInfo, Settings, advance
 from guard_client._input import CheckItem, Messages, item_messages, prepare_input
 from guard_client._labels import GuardMode, Strictness
 from guard_client._requests import VerdictTokens
@@ -187,18 +187,17 @@ class GuardClient(_ClientBase):
         try:
             step = next(flow)
             while True:
-                result: Any
-                if isinstance(step, Parallel):
-                    result = self._run_parallel(step.flows)
-                else:
-                    try:
-                        result = self._send(step)
-                    except GuardError as exc:
-                        step = flow.throw(exc)
-                        continue
-                step = flow.send(result)
+                step = advance(flow, self._outcome(step))
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
+
+    def _outcome(self, step: Request | Parallel) -> Any:
+        if isinstance(step, Parallel):
+            return self._run_parallel(step.flows)
+        try:
+            return self._send(step)
+        except GuardError as exc:
+            return exc
 
     def _run_parallel(self, flows: Sequence[Flow[Verdict]]) -> list[Verdict | GuardError]:
         def one(flow: Flow[Verdict]) -> Verdict | GuardError:
@@ -289,18 +288,17 @@ class AsyncGuardClient(_ClientBase):
         try:
             step = next(flow)
             while True:
-                result: Any
-                if isinstance(step, Parallel):
-                    result = await asyncio.gather(*(self._drive_captured(f) for f in step.flows))
-                else:
-                    try:
-                        result = await self._send(step)
-                    except GuardError as exc:
-                        step = flow.throw(exc)
-                        continue
-                step = flow.send(result)
+                step = advance(flow, await self._outcome(step))
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
+
+    async def _outcome(self, step: Request | Parallel) -> Any:
+        if isinstance(step, Parallel):
+            return await asyncio.gather(*(self._drive_captured(f) for f in step.flows))
+        try:
+            return await self._send(step)
+        except GuardError as exc:
+            return exc
 
     async def _drive_captured(self, flow: Flow[Verdict]) -> Verdict | GuardError:
         try:

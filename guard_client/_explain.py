@@ -14,17 +14,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from guard_client import _policy as published
 from guard_client._labels import Category, GuardMode, Safety, Strictness
 from guard_client._locate import Location
-from guard_client._policy import (
-    CATEGORY_DEFINITIONS,
-    POLICY_SOURCE,
-    REFUSAL_MEANING,
-    SEVERITY_DEFINITIONS,
-    SEVERITY_IN_MODE,
-    STRICTNESS_MEANING,
-    policy_name,
-)
 from guard_client._verdict import FailurePolicy, Verdict
 
 _SUBJECT = {GuardMode.PROMPT: "user prompt", GuardMode.RESPONSE: "assistant response"}
@@ -90,7 +82,7 @@ class Explanation(BaseModel):
     )
     failure: FailureExplanation | None = None
     location: Location | None = None
-    source: str = Field(default=POLICY_SOURCE, description="where the quoted definitions come from")
+    source: str = Field(default=published.POLICY_SOURCE, description="where the quoted definitions come from")
 
     def text(self) -> str:
         """A short plain-text rendering for people."""
@@ -108,7 +100,7 @@ def explain(
         "mode": verdict.mode,
         "flagged": flagged,
         "strictness": strictness,
-        "reading": STRICTNESS_MEANING[strictness],
+        "reading": published.STRICTNESS_MEANING[strictness],
         "unmapped_labels": list(verdict.unmapped_labels),
         "location": location,
     }
@@ -126,14 +118,16 @@ def explain(
     return Explanation(
         decided_by=DecidedBy.STRICTNESS if safety is Safety.CONTROVERSIAL else DecidedBy.SEVERITY,
         severity=SeverityExplanation(
-            label=safety, definition=SEVERITY_DEFINITIONS[safety], in_mode=SEVERITY_IN_MODE[verdict.mode][safety]
+            label=safety,
+            definition=published.SEVERITY_DEFINITIONS[safety],
+            in_mode=published.SEVERITY_IN_MODE[verdict.mode][safety],
         ),
         categories=[
-            CategoryExplanation(label=c, name=policy_name(c), definition=CATEGORY_DEFINITIONS[c])
+            CategoryExplanation(label=c, name=published.policy_name(c), definition=published.CATEGORY_DEFINITIONS[c])
             for c in verdict.categories
         ],
         refusal=(
-            RefusalExplanation(refused=verdict.refusal, meaning=REFUSAL_MEANING[verdict.refusal])
+            RefusalExplanation(refused=verdict.refusal, meaning=published.REFUSAL_MEANING[verdict.refusal])
             if verdict.mode is GuardMode.RESPONSE and verdict.refusal is not None
             else None
         ),

@@ -49,6 +49,14 @@ class Parallel:
 Flow: TypeAlias = Generator[Request | Parallel, Any, T]
 
 
+def advance(flow: Flow[T], outcome: Any) -> Request | Parallel:
+    """Hand a step's outcome to its flow (a `GuardError` is thrown into it) and get the next step.
+
+    Drivers loop `step = advance(flow, outcome_of(step))` until the flow returns (StopIteration).
+    """
+    return flow.throw(outcome) if isinstance(outcome, GuardError) else flow.send(outcome)
+
+
 class CheckOptions(TypedDict, total=False):
     """How a check is made (keyword options of `check`, `check_prompt`, `check_response`, `check_many`)."""
 

@@ -10,16 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from guard_client import _grammar as grammar
 from guard_client._constants import MAX_TOKENS, TOP_LOGPROBS
-from guard_client._grammar import (
-    MAX_CATEGORIES,
-    MAX_TOKENS_CONSTRAINED,
-    MAX_TOKENS_DETAILS,
-    VERDICT_PREFIX,
-    details_prefix,
-    details_regex,
-    verdict_regex,
-)
 from guard_client._input import GuardInput
 from guard_client._labels import Safety
 
@@ -37,7 +29,10 @@ class VerdictTokens:
     @staticmethod
     def probe_texts() -> dict[Safety | None, str]:
         """What to tokenize (without special tokens) to find them: the prefix (key None) and each answer start."""
-        return {None: VERDICT_PREFIX, **{safety: f"{VERDICT_PREFIX} {safety.value}" for safety in Safety}}
+        return {
+            None: grammar.VERDICT_PREFIX,
+            **{safety: f"{grammar.VERDICT_PREFIX} {safety.value}" for safety in Safety},
+        }
 
     @classmethod
     def from_tokenizations(cls, tokens: Mapping[Safety | None, Sequence[int]]) -> VerdictTokens:
@@ -47,7 +42,9 @@ class VerdictTokens:
         for safety in Safety:
             full = list(tokens[safety])
             if full[: len(head)] != head or len(full) <= len(head):
-                raise ValueError(f"the server's tokenizer does not split '{VERDICT_PREFIX} {safety.value}' as expected")
+                raise ValueError(
+                    f"the server's tokenizer does not split '{grammar.VERDICT_PREFIX} {safety.value}' as expected"
+                )
             ids[safety] = int(full[len(head)])
         if len(set(ids.values())) != len(Safety):
             raise ValueError("the verdict words share their first token; verdict-first scoring cannot tell them apart")
@@ -65,7 +62,7 @@ def chat_request(
     *,
     constrain: bool = False,
     scores: bool = False,
-    max_categories: int = MAX_CATEGORIES,
+    max_categories: int = grammar.MAX_CATEGORIES,
     stream: bool = False,
 ) -> dict[str, Any]:
     """The `/v1/chat/completions` body of a full-generation check: greedy, a small max_tokens, and the
@@ -74,10 +71,10 @@ def chat_request(
         "model": model,
         "messages": guard_input.message_list(),
         "temperature": 0,
-        "max_tokens": MAX_TOKENS_CONSTRAINED if constrain else MAX_TOKENS,
+        "max_tokens": grammar.MAX_TOKENS_CONSTRAINED if constrain else MAX_TOKENS,
     }
     if constrain:
-        body["structured_outputs"] = {"regex": verdict_regex(guard_input.mode, max_categories=max_categories)}
+        body["structured_outputs"] = {"regex": grammar.verdict_regex(guard_input.mode, max_categories=max_categories)}
     if scores:
         body |= {"logprobs": True, "top_logprobs": TOP_LOGPROBS, "return_tokens_as_token_ids": True}
     if stream:
@@ -90,7 +87,7 @@ def verdict_request(guard_input: GuardInput, model: str, tokens: VerdictTokens) 
     among the three verdict words (the model's own preference between them), with their logprobs."""
     return {
         "model": model,
-        "prompt": guard_input.prompt + VERDICT_PREFIX,
+        "prompt": guard_input.prompt + grammar.VERDICT_PREFIX,
         "max_tokens": 1,
         "temperature": 0,
         "logprobs": TOP_LOGPROBS,
@@ -100,14 +97,14 @@ def verdict_request(guard_input: GuardInput, model: str, tokens: VerdictTokens) 
 
 
 def details_request(
-    guard_input: GuardInput, model: str, safety: Safety, *, max_categories: int = MAX_CATEGORIES
+    guard_input: GuardInput, model: str, safety: Safety, *, max_categories: int = grammar.MAX_CATEGORIES
 ) -> dict[str, Any]:
     """The verdict-first follow-up: continue the same (cached) prompt after the decided verdict word,
     under the grammar of the categories (and refusal), so the details always parse and agree with it."""
     return {
         "model": model,
-        "prompt": guard_input.prompt + details_prefix(safety),
-        "max_tokens": MAX_TOKENS_DETAILS,
+        "prompt": guard_input.prompt + grammar.details_prefix(safety),
+        "max_tokens": grammar.MAX_TOKENS_DETAILS,
         "temperature": 0,
-        "structured_outputs": {"regex": details_regex(guard_input.mode, safety, max_categories=max_categories)},
+        "structured_outputs": {"regex": grammar.details_regex(guard_input.mode, safety, max_categories=max_categories)},
     }
