@@ -55,7 +55,7 @@ bench-client: install
 GUARD_URL ?= http://localhost:8000
 EVAL_ARGS ?=
 eval: install
-	$(BIN)/python -m guard_client.eval --url $(GUARD_URL) $(EVAL_ARGS)
+	$(BIN)/python -m guard_eval --url $(GUARD_URL) $(EVAL_ARGS)
 
 # Load test (issue 5): a bounded headless locust step ramp that stops by itself and writes
 # loadtest/results/<timestamp>/ (locust CSV + HTML + summary.json). Against $(GUARD_URL) when it is given

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from guard_client.eval._datasets import (
+from guard_eval._datasets import (
     REGISTRY,
     Task,
     categories_of,
@@ -145,7 +145,7 @@ def test_registered_files_load_cleanly(name: str) -> None:
 
 
 def test_registry_points_at_published_numbers_that_exist() -> None:
-    from guard_client.eval._datasets import default_published_path
+    from guard_eval._datasets import default_published_path
 
     path = default_published_path()
     if not path.is_file():

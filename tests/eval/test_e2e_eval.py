@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from guard_client.eval.__main__ import main
+from guard_eval.__main__ import main
 
 pytestmark = pytest.mark.e2e
 
@@ -71,7 +71,7 @@ def test_interrupted_run_resumes_with_every_item_counted_once(guard_url: str, tm
     args += ["--constrain", "--out", str(out), "--no-progress"]
     # A shell that runs tests in the background ignores SIGINT, and children inherit that: restore it.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "guard_client.eval", *args],
+        [sys.executable, "-m", "guard_eval", *args],
         stderr=subprocess.PIPE,
         text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),

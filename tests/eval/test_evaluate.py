@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from guard_client.eval import EvalConfig, EvalSetupError, evaluate
-from guard_client.eval.__main__ import _parser, main
+from guard_eval import EvalConfig, EvalSetupError, evaluate
+from guard_eval.__main__ import _parser, main
 from tests.eval.conftest import FakeGuard, prompt_row, write_jsonl
 
 

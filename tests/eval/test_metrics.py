@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from guard_client.eval._metrics import Confusion, gap, off_by_more_than
+from guard_eval._metrics import Confusion, gap, off_by_more_than
 
 
 def test_counts_pairs_into_the_four_cells() -> None:

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from guard_client import ServerInfo
-from guard_client.eval._datasets import DatasetSpec, PublishedSection, Task, load_dataset
-from guard_client.eval._report import DatasetRun, build_report, render_markdown, score_dataset, write_report
-from guard_client.eval._runner import read_results, run_items
+from guard_eval._datasets import DatasetSpec, PublishedSection, Task, load_dataset
+from guard_eval._runner import read_results, run_items
+from guard_eval.report import DatasetRun, build_report, render_markdown, score_dataset, write_report
 from tests.eval.conftest import REAL_ROOT, STANDIN_ROOT, FakeGuard, prompt_row, response_row, write_jsonl
 
 PUBLISHED = {
@@ -226,5 +226,5 @@ def test_the_client_library_does_not_import_matplotlib() -> None:
     import subprocess
     import sys
 
-    code = "import sys, guard_client, guard_client.eval; sys.exit('matplotlib' in sys.modules)"
+    code = "import sys, guard_client, guard_eval; sys.exit('matplotlib' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from guard_client.eval._datasets import EvalItem, load_dataset
-from guard_client.eval._runner import (
+from guard_eval._datasets import EvalItem, load_dataset
+from guard_eval._runner import (
     Outcome,
     ResultRecord,
     ResultsBusyError,

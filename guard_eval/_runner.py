@@ -22,12 +22,8 @@ from typing import IO
 from pydantic import BaseModel, ConfigDict, ValidationError
 from tqdm import tqdm
 
-from guard_client import item_messages
-from guard_client._client import AsyncGuardClient
-from guard_client._errors import GuardError, GuardParseError
-from guard_client._labels import Safety
-from guard_client._verdict import Verdict
-from guard_client.eval._datasets import EvalItem, Task
+from guard_client import AsyncGuardClient, GuardError, GuardParseError, Safety, Verdict, item_messages
+from guard_eval._datasets import EvalItem, Task
 
 #: Raw model output kept per record: enough to see why a verdict did not parse.
 RAW_CHARS = 300

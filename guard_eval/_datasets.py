@@ -18,8 +18,9 @@ from typing import Any
 
 from guard_client import CheckItem
 
-#: Where the offline copies live in this checkout (`../shared/data/external`); override with $GUARD_EVAL_DATA.
-_REPO = Path(__file__).resolve().parents[2]
+#: The offline copies live beside this checkout, in `../shared/data/external` relative to the repository root;
+#: `--data-dir` or $GUARD_EVAL_DATA (and `--published` or $GUARD_EVAL_PUBLISHED) say where they are elsewhere.
+_REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = _REPO.parent / "shared" / "data" / "external"
 DEFAULT_PUBLISHED = _REPO.parent / "shared" / "reference" / "published_results.json"
 ENV_DATA_DIR, ENV_PUBLISHED = "GUARD_EVAL_DATA", "GUARD_EVAL_PUBLISHED"

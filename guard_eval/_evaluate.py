@@ -10,17 +10,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from guard_client._client import AsyncGuardClient
-from guard_client.eval._datasets import (
+from guard_client import AsyncGuardClient
+from guard_eval._datasets import (
     default_data_dir,
     default_published_path,
     load_dataset,
     resolve_datasets,
     spread,
 )
-from guard_client.eval._metrics import DEFAULT_TOLERANCE_POINTS
-from guard_client.eval._report import DatasetRun, build_report, write_report
-from guard_client.eval._runner import read_results, run_items
+from guard_eval._metrics import DEFAULT_TOLERANCE_POINTS
+from guard_eval._runner import read_results, run_items
+from guard_eval.report import DatasetRun, build_report, write_report
 
 DEFAULT_OUT_DIR = Path("eval/results")
 DEFAULT_EVAL_CONCURRENCY = 8

@@ -1,4 +1,4 @@
-"""`python -m guard_client.eval`: reproduce the published benchmark against a guard endpoint."""
+"""`python -m guard_eval`: reproduce the published benchmark against a guard endpoint."""
 
 from __future__ import annotations
 
@@ -8,24 +8,22 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from guard_client import DEFAULT_TIMEOUT
-from guard_client._client import AsyncGuardClient
-from guard_client._errors import GuardError
-from guard_client.eval._datasets import REGISTRY, default_data_dir, default_published_path
-from guard_client.eval._evaluate import (
+from guard_client import DEFAULT_TIMEOUT, AsyncGuardClient, GuardError
+from guard_eval._datasets import REGISTRY, default_data_dir, default_published_path
+from guard_eval._evaluate import (
     DEFAULT_EVAL_CONCURRENCY,
     DEFAULT_OUT_DIR,
     EvalConfig,
     EvalSetupError,
     evaluate,
 )
-from guard_client.eval._metrics import DEFAULT_TOLERANCE_POINTS
-from guard_client.eval._runner import ResultsBusyError
+from guard_eval._metrics import DEFAULT_TOLERANCE_POINTS
+from guard_eval._runner import ResultsBusyError
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m guard_client.eval",
+        prog="python -m guard_eval",
         description="Run labelled datasets through a guard endpoint; report precision, recall and F1 (strict and "
         "loose), refusal F1, false-positive rates, per-category counts, failures and latency, compared with the "
         "published Qwen3Guard-Gen numbers. Rerunning the same command resumes an interrupted run.",
@@ -61,7 +59,12 @@ def _parser() -> argparse.ArgumentParser:
         "--fresh", dest="fresh", action="store_true", help="start over; the old results file is renamed, not deleted"
     )
     parser.set_defaults(fresh=False)  # a store_false action would otherwise default to fresh=True
-    parser.add_argument("--data-dir", type=Path, default=None, help=f"registry data (default {default_data_dir()})")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"where the registered datasets live (default $GUARD_EVAL_DATA, else {default_data_dir()})",
+    )
     parser.add_argument(
         "--published", type=Path, default=None, help=f"published F1 JSON (default {default_published_path()})"
     )

@@ -1,6 +1,6 @@
 """Reproduce the published Qwen3Guard-Gen benchmark and measure false positives against any guard endpoint.
 
-    python -m guard_client.eval --url http://localhost:8000 --datasets xstest_prompt jbb_benign --limit 50
+    python -m guard_eval --url http://localhost:8000 --datasets xstest_prompt jbb_benign --limit 50
 
 Datasets are JSONL files in the schema of `shared/data/external/`; results are appended to
 `<out>/results.jsonl` as they arrive, so rerunning an interrupted command resumes it. The report
@@ -10,7 +10,7 @@ marks every F1 more than 2 points from the published number.
 """
 
 from guard_client import percentile
-from guard_client.eval._datasets import (
+from guard_eval._datasets import (
     LABELS,
     REGISTRY,
     DatasetSpec,
@@ -22,10 +22,10 @@ from guard_client.eval._datasets import (
     resolve_datasets,
     spread,
 )
-from guard_client.eval._evaluate import EvalConfig, EvalSetupError, evaluate
-from guard_client.eval._metrics import Confusion
-from guard_client.eval._report import DatasetRun, build_report, render_markdown, score_dataset, write_report
-from guard_client.eval._runner import Outcome, ResultRecord, ResultsLog, pending_items, read_results, run_items
+from guard_eval._evaluate import EvalConfig, EvalSetupError, evaluate
+from guard_eval._metrics import Confusion
+from guard_eval._runner import Outcome, ResultRecord, ResultsLog, pending_items, read_results, run_items
+from guard_eval.report import DatasetRun, build_report, render_markdown, score_dataset, write_report
 
 __all__ = [
     "LABELS",
