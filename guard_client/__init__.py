@@ -80,6 +80,18 @@ from guard_client._policy import (
 )
 from guard_client._requests import VerdictTokens, chat_request, details_request, tokenize_request, verdict_request
 from guard_client._retry import DEFAULT_MAX_RETRIES
+from guard_client._runner import (
+    CheckRecord,
+    ReplicasDownError,
+    ResultsBusyError,
+    ResultsLog,
+    ResumableRun,
+    RunManifest,
+    RunMismatchError,
+    RunSetupError,
+    RunStats,
+    WorkItem,
+)
 from guard_client._stats import percentile
 from guard_client._template import chat_template_jinja
 from guard_client._verdict import FailurePolicy, Scores, Verdict, parse_verdict
@@ -114,6 +126,7 @@ __all__ = [
     "CategoryExplanation",
     "CheckItem",
     "CheckOptions",
+    "CheckRecord",
     "DecidedBy",
     "Explanation",
     "FailureExplanation",
@@ -133,6 +146,14 @@ __all__ = [
     "ModerationResult",
     "Qwen3GuardModeration",
     "RefusalExplanation",
+    "ReplicasDownError",
+    "ResultsBusyError",
+    "ResultsLog",
+    "ResumableRun",
+    "RunManifest",
+    "RunMismatchError",
+    "RunSetupError",
+    "RunStats",
     "Safety",
     "Scores",
     "ServerInfo",
@@ -142,6 +163,7 @@ __all__ = [
     "Verdict",
     "VerdictTokens",
     "Window",
+    "WorkItem",
     "chat_request",
     "chat_template_jinja",
     "check_bound",

@@ -24,7 +24,7 @@ from guard_eval._datasets import (
 )
 from guard_eval._evaluate import EvalConfig, EvalSetupError, evaluate
 from guard_eval._metrics import Confusion
-from guard_eval._runner import Outcome, ResultRecord, ResultsLog, pending_items, read_results, run_items
+from guard_eval._outcome import Outcome, failure_of, outcome_of
 from guard_eval.report import DatasetRun, build_report, render_markdown, score_dataset, write_report
 
 __all__ = [
@@ -39,18 +39,15 @@ __all__ = [
     "InputProblem",
     "LoadedDataset",
     "Outcome",
-    "ResultRecord",
-    "ResultsLog",
     "Task",
     "build_report",
     "evaluate",
+    "failure_of",
     "load_dataset",
-    "pending_items",
+    "outcome_of",
     "percentile",
-    "read_results",
     "render_markdown",
     "resolve_datasets",
-    "run_items",
     "score_dataset",
     "spread",
     "write_report",

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from guard_client import DEFAULT_TIMEOUT, AsyncGuardClient, GuardError
+from guard_client import DEFAULT_TIMEOUT, AsyncGuardClient, GuardError, RunSetupError
 from guard_eval._datasets import REGISTRY, default_data_dir, default_published_path
 from guard_eval._evaluate import (
     DEFAULT_EVAL_CONCURRENCY,
@@ -18,7 +18,6 @@ from guard_eval._evaluate import (
     evaluate,
 )
 from guard_eval._metrics import DEFAULT_TOLERANCE_POINTS
-from guard_eval._runner import ResultsBusyError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -119,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"\ninterrupted: every finished check is in {args.out}; rerun the same command to resume", file=sys.stderr
         )
         return 130
-    except (EvalSetupError, ResultsBusyError, GuardError) as exc:
+    except (EvalSetupError, RunSetupError, GuardError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for warning in report["warnings"]:  # type: ignore[attr-defined]

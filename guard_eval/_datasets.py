@@ -16,7 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from guard_client import CheckItem
+from guard_client import CheckItem, WorkItem
 
 #: The offline copies live beside this checkout, in `../shared/data/external` relative to the repository root;
 #: `--data-dir` or $GUARD_EVAL_DATA (and `--published` or $GUARD_EVAL_PUBLISHED) say where they are elsewhere.
@@ -178,6 +178,15 @@ class EvalItem:
     #: The data's own categories (policy types), empty when the file has none.
     categories: tuple[str, ...]
     line: int
+
+    @property
+    def key(self) -> str:
+        """The item's id in the results log, unique across datasets."""
+        return f"{self.dataset}/{self.id}"
+
+    @property
+    def work(self) -> WorkItem:
+        return WorkItem(self.key, self.check_item, {"dataset": self.dataset, "item_id": self.id})
 
     @property
     def positive(self) -> bool:

@@ -6,11 +6,10 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from guard_client import AsyncGuardClient
+from guard_client import AsyncGuardClient, ResumableRun, RunManifest
 from guard_eval._datasets import (
     default_data_dir,
     default_published_path,
@@ -19,12 +18,10 @@ from guard_eval._datasets import (
     spread,
 )
 from guard_eval._metrics import DEFAULT_TOLERANCE_POINTS
-from guard_eval._runner import read_results, run_items
 from guard_eval.report import DatasetRun, build_report, write_report
 
 DEFAULT_OUT_DIR = Path("eval/results")
 DEFAULT_EVAL_CONCURRENCY = 8
-RESULTS_FILE, MANIFEST_FILE = "results.jsonl", "run.json"
 
 
 class EvalSetupError(RuntimeError):
@@ -48,25 +45,6 @@ class EvalConfig:
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
-
-
-def _check_manifest(out_dir: Path, manifest: dict[str, Any], fresh: bool) -> None:
-    """Results from one endpoint and decoding mode must never be mixed with another's."""
-    results, path = out_dir / RESULTS_FILE, out_dir / MANIFEST_FILE
-    if fresh and results.exists():
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        results.rename(out_dir / f"results.{stamp}.jsonl")
-    elif results.exists() and path.exists():
-        previous = json.loads(path.read_text(encoding="utf-8"))
-        differs = [k for k in ("root", "constrain") if previous.get(k) != manifest[k]]
-        if differs:
-            raise EvalSetupError(
-                f"{results} holds results for {', '.join(f'{k}={previous.get(k)!r}' for k in differs)}, "
-                f"not {', '.join(f'{k}={manifest[k]!r}' for k in differs)}; pass --fresh to start over "
-                "(the old results are kept beside it) or --out for another directory"
-            )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
 async def evaluate(
@@ -99,20 +77,22 @@ async def evaluate(
     info = await client.server_info()
     if info.is_standin:
         say("!! the endpoint serves the random-weight STAND-IN: the F1 values will be meaningless !!")
-    _check_manifest(
-        config.out_dir,
-        {"url": client.base_url, "model": info.model, "root": info.root, "constrain": config.constrain},
-        config.fresh,
-    )
-    results = config.out_dir / RESULTS_FILE
-    items = [item for run in runs for item in run.selected]
-    checked = await run_items(
-        client, items, results, concurrency=config.concurrency, constrain=config.constrain, progress=config.progress
-    )
-    say(f"checked {checked} items; {len(items) - checked} already had a result in {results}")
+    # Results of one model and decoding mode are never mixed with another's (the endpoint may change).
+    manifest = RunManifest(model=info.model, root=info.root, options={"constrain": config.constrain})
+    work = [item.work for run in runs for item in run.selected]
+    with ResumableRun(config.out_dir, manifest, fresh=config.fresh) as run:
+        stats = await run.run(
+            [client],
+            work,
+            concurrency=config.concurrency,
+            options={"constrain": config.constrain},
+            progress=config.progress,
+        )
+        log, results = run.log, run.results_path
+    say(f"checked {stats.checked} items; {stats.already_done} already had a result in {results}")
     report = build_report(
         runs,
-        read_results(results),
+        log,
         url=client.base_url,
         info=info,
         constrain=config.constrain,

@@ -34,6 +34,8 @@ class FakeVLLM:
     )
     script: list[httpx.Response | Exception] = field(default_factory=list)
     calls: list[tuple[str, dict[str, Any] | None]] = field(default_factory=list)
+    #: Per chat request: a response or exception to answer with instead of `reply` (None: answer normally).
+    fail: Callable[[dict[str, Any]], httpx.Response | Exception | None] = lambda body: None
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else None
@@ -51,6 +53,11 @@ class FakeVLLM:
         if path == "/tokenize":
             return httpx.Response(200, json=self._tokenize(body or {}))
         if path == "/v1/chat/completions":
+            failure = self.fail(body or {})
+            if isinstance(failure, Exception):
+                raise failure
+            if failure is not None:
+                return failure
             text = self.reply(body or {})
             prompt = " ".join(str(m.get("content")) for m in (body or {}).get("messages", []))
             return httpx.Response(

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from guard_client import GuardMode, Safety, ServerInfo, Strictness, Verdict, percentile
+from guard_client import CheckRecord, GuardMode, ResultsLog, Safety, ServerInfo, Strictness, Verdict, percentile
 from guard_eval._datasets import DatasetSpec, EvalItem, LoadedDataset, PublishedSection, Task
 from guard_eval._metrics import DEFAULT_TOLERANCE_POINTS, Confusion, gap, off_by_more_than
-from guard_eval._runner import Outcome, ResultRecord, ResultsLog
+from guard_eval._outcome import Outcome, failure_of, outcome_of
 
 REPORT_SCHEMA = 1
 STANDIN_WARNING = (
@@ -52,7 +52,7 @@ def _published_for(spec: DatasetSpec | None, published: Mapping[str, Any] | None
     return {mode: float(value[mode]) for mode in ("strict", "loose") if mode in value}
 
 
-def _latency(records: Sequence[ResultRecord]) -> dict[str, Any]:
+def _latency(records: Sequence[CheckRecord]) -> dict[str, Any]:
     values = [r.latency_s for r in records]
     return {
         "n": len(values),
@@ -63,14 +63,14 @@ def _latency(records: Sequence[ResultRecord]) -> dict[str, Any]:
 
 
 def _category_table(
-    pairs: Sequence[tuple[EvalItem, ResultRecord | None]], task: Task, has_categories: bool
+    pairs: Sequence[tuple[EvalItem, CheckRecord | None]], task: Task, has_categories: bool
 ) -> dict[str, dict[str, Any]] | None:
     if not has_categories:
         return None
     table: dict[str, dict[str, Any]] = {}
     for category in sorted({c for item, _ in pairs for c in (item.categories or (NO_CATEGORY,))}):
         members = [(i, r) for i, r in pairs if category in (i.categories or (NO_CATEGORY,))]
-        decided = [(i, r) for i, r in members if r is not None and r.outcome is Outcome.VERDICT]
+        decided = [(i, r) for i, r in members if r is not None and outcome_of(r, task) is Outcome.VERDICT]
         row: dict[str, Any] = {
             "items": len(members),
             "positive": sum(i.positive for i, _ in members),
@@ -99,11 +99,11 @@ def score_dataset(
     """Everything the report says about one dataset. Each selected item counts exactly once."""
     loaded, spec = run.loaded, run.spec
     task = loaded.task or (spec.task if spec else None)
-    pairs = [(item, log.records.get((item.dataset, item.id))) for item in run.selected]
+    pairs = [(item, log.records.get(item.key)) for item in run.selected]
     done = [r for _, r in pairs if r is not None]
-    decided = [(i, r) for i, r in pairs if r is not None and r.outcome is Outcome.VERDICT]
-    outcomes = Counter(r.outcome for r in done)
-    failures = Counter(r.error or "" for r in done if r.outcome is not Outcome.VERDICT)
+    decided = [(i, r) for i, r in pairs if r is not None and outcome_of(r, task) is Outcome.VERDICT]
+    outcomes = Counter(outcome_of(r, task) for r in done)
+    failures = Counter(failure_of(r, task) for r in done if outcome_of(r, task) is not Outcome.VERDICT)
     entry: dict[str, Any] = {
         "name": loaded.name,
         "path": str(loaded.path),
@@ -151,7 +151,7 @@ def score_dataset(
     entry["published"] = comparison or None
     has_categories = bool(spec and spec.category_field) or any(i.categories for i in loaded.items)
     entry["categories"] = _category_table(pairs, task, has_categories) if task else None
-    entry["predicted_categories"] = dict(Counter(c for _, r in decided for c in r.categories).most_common())
+    entry["predicted_categories"] = dict(Counter(c.value for _, r in decided for c in r.categories).most_common())
     return entry
 
 
@@ -176,7 +176,10 @@ def build_report(
         warnings.append(f"{pending} selected items have no result yet: rerun the same command to finish the run.")
     errors = sum(d["items"]["errors"] for d in datasets)
     if errors:
-        warnings.append(f"{errors} items got no answer (errors); rerunning the same command checks them again.")
+        warnings.append(
+            f"{errors} items got no answer (errors); rerunning the same command checks those that failed to reach "
+            "the guard again."
+        )
     answered = sum(d["items"]["decided"] + d["items"]["parse_failures"] for d in datasets)
     failures = sum(d["items"]["parse_failures"] for d in datasets)
     if answered and failures / answered > PARSE_FAILURE_ALERT:

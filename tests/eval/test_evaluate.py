@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from guard_client import RunMismatchError
 from guard_eval import EvalConfig, EvalSetupError, evaluate
 from guard_eval.__main__ import _parser, main
 from tests.eval.conftest import FakeGuard, prompt_row, write_jsonl
@@ -50,7 +51,7 @@ def test_results_from_another_setup_are_never_mixed(tmp_path: Path, fake_guard: 
     config = EvalConfig(datasets=[str(_dataset(tmp_path))], out_dir=tmp_path / "out", published_path=None)
     _evaluate(fake_guard, config)
     constrained = EvalConfig(**{**config.__dict__, "constrain": True})
-    with pytest.raises(EvalSetupError, match="constrain=False"):
+    with pytest.raises(RunMismatchError, match="constrain: False, not True"):
         _evaluate(fake_guard, constrained)
     report, _ = _evaluate(fake_guard, EvalConfig(**{**constrained.__dict__, "fresh": True}))
     assert report["datasets"][0]["items"]["decided"] == 10

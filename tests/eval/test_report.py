@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from guard_client import ServerInfo
+from guard_client import ResultsLog, ResumableRun, RunManifest, ServerInfo
 from guard_eval._datasets import DatasetSpec, PublishedSection, Task, load_dataset
-from guard_eval._runner import read_results, run_items
 from guard_eval.report import DatasetRun, build_report, render_markdown, score_dataset, write_report
 from tests.eval.conftest import REAL_ROOT, STANDIN_ROOT, FakeGuard, prompt_row, response_row, write_jsonl
 
@@ -57,17 +56,17 @@ def _scored(tmp_path: Path, root: str = STANDIN_ROOT) -> dict[str, Any]:
     refusal = load_dataset("toyref", write_jsonl(tmp_path / "toyref.jsonl", _refusal_rows()))
     # p-8 is selected but never run: it must show as pending, not vanish.
     runs = [DatasetRun(prompt, prompt.items, PROMPT_SPEC), DatasetRun(refusal, refusal.items, REFUSAL_SPEC)]
-    results = tmp_path / "results.jsonl"
 
-    async def go() -> ServerInfo:
+    async def go() -> tuple[ServerInfo, ResultsLog]:
         async with guard.client() as client:
-            await run_items(client, [*prompt.items[:-1], *refusal.items], results)
-            return await client.server_info()
+            with ResumableRun(tmp_path / "run", RunManifest(model="m", root=root)) as run:
+                await run.run([client], [i.work for i in [*prompt.items[:-1], *refusal.items]])
+            return await client.server_info(), run.log
 
-    info = asyncio.run(go())
+    info, log = asyncio.run(go())
     return build_report(
         runs,
-        read_results(results),
+        log,
         url="http://fake-guard",
         info=info,
         constrain=False,
@@ -189,7 +188,7 @@ def test_benign_set_gets_a_false_positive_section(tmp_path: Path) -> None:
 
 def test_empty_selection_scores_without_crashing(tmp_path: Path) -> None:
     loaded = load_dataset("toy", write_jsonl(tmp_path / "toy.jsonl", _prompt_rows()), "category")
-    entry = score_dataset(DatasetRun(loaded, [], PROMPT_SPEC), read_results(tmp_path / "none.jsonl"), PUBLISHED)
+    entry = score_dataset(DatasetRun(loaded, [], PROMPT_SPEC), ResultsLog(), PUBLISHED)
     assert entry["items"]["selected"] == 0
     assert entry["metrics"]["strict"]["f1"] is None
     assert entry["published"]["strict"]["gap"] is None
