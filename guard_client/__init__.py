@@ -92,6 +92,7 @@ from guard_client._runner import (
     RunStats,
     WorkItem,
 )
+from guard_client._screen_cli import screen_command
 from guard_client._stats import percentile
 from guard_client._template import chat_template_jinja
 from guard_client._verdict import FailurePolicy, Scores, Verdict, parse_verdict
@@ -181,6 +182,7 @@ __all__ = [
     "prepare_input",
     "render_explanation",
     "render_guard_prompt",
+    "screen_command",
     "segment",
     "to_openai_moderation",
     "tokenize_request",

@@ -26,6 +26,7 @@ from guard_client._explain import explain
 from guard_client._flows import CheckOptions
 from guard_client._input import CheckItem
 from guard_client._labels import GuardMode, Strictness
+from guard_client._screen_cli import register as register_screen
 from guard_client._verdict import FailurePolicy, Verdict, parse_verdict
 
 
@@ -191,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--mode", choices=[m.value for m in GuardMode], default=GuardMode.PROMPT.value)
     parse.add_argument("--strictness", choices=[s.value for s in Strictness], default=Strictness.STRICT.value)
     parse.set_defaults(run=_parse)
+    register_screen(sub)
     return parser
 
 
