@@ -13,7 +13,7 @@ MODEL   ?=
 PORT    ?=
 SERVE_FLAGS = $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) $(if $(PORT),--port $(PORT))
 
-.PHONY: install serve test lint unit e2e standin bench-serve bench bench-client loadtest eval clean
+.PHONY: install serve test lint unit e2e standin bench-serve bench bench-client bench-screen loadtest eval clean
 
 install: $(STAMP)
 
@@ -71,6 +71,12 @@ loadtest: install
 BENCH_FLAGS ?=
 bench: install
 	$(BIN)/python -m loadtest bench --report-dir loadtest/reports $(BENCH_FLAGS)
+
+# guard screen vs AsyncGuardClient.check_many, and two fake replicas (one 4x slower) sharing one work queue.
+# Add a real server with SCREEN_BENCH_FLAGS="--url http://gpu-box:8000 --constrain".
+SCREEN_BENCH_FLAGS ?=
+bench-screen: install
+	$(BIN)/python -m loadtest bench-screen $(SCREEN_BENCH_FLAGS)
 
 # Start-up time and checks/s of 32 guard prompts, 16 in flight, on the full stand-in (JSON in loadtest/results/).
 bench-serve: install

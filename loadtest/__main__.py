@@ -4,6 +4,7 @@ python -m loadtest run [--url URL] [--steps 1,2,4,8,16] [--slo-p95-ms MS] ...   
 python -m loadtest bench [--arms ...] [--report-dir loadtest/reports]            (make bench)
 python -m loadtest bench-serve                                                   (make bench-serve)
 python -m loadtest locate-bench [--url URL]                 extra checks and latency of locate per flagged item
+python -m loadtest bench-screen [--url URL]                 guard screen vs check_many; replicas sharing one queue
 """
 
 from __future__ import annotations
@@ -133,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     located = sub.add_parser("locate-bench", help="extra checks and latency per flagged item with and without locate")
     locate_bench.add_arguments(located)
     located.set_defaults(handler=locate_bench.run)
+
+    from loadtest import screen_bench
+
+    screened = sub.add_parser("bench-screen", help="guard screen vs check_many; two replicas sharing one queue")
+    screen_bench.add_arguments(screened)
+    screened.set_defaults(handler=screen_bench.run)
     return parser
 
 

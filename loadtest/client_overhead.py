@@ -29,8 +29,8 @@ _CHAT = json.dumps(
 ).encode()
 
 
-class _InstantHTTP(asyncio.Protocol):
-    """Just enough HTTP/1.1 keep-alive to answer the client's two routes at once."""
+class InstantHTTP(asyncio.Protocol):
+    """Just enough HTTP/1.1 keep-alive to answer the client's two routes at once (`answer` decides how)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport: Any = transport
@@ -51,15 +51,19 @@ class _InstantHTTP(asyncio.Protocol):
             if len(self.buffer) < end + 4 + length:
                 return
             self.buffer = self.buffer[end + 4 + length :]
-            body = _MODELS if head.split(" ", 2)[1] == "/v1/models" else _CHAT
-            self.transport.write(
-                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body) + body
-            )
+            self.answer(head.split(" ", 2)[1])
+
+    def answer(self, path: str) -> None:
+        self.write(_MODELS if path == "/v1/models" else _CHAT)
+
+    def write(self, body: bytes) -> None:
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body)
+        self.transport.write(head + body)
 
 
 def _serve(sock: socket.socket) -> None:
     async def main() -> None:
-        server = await asyncio.get_running_loop().create_server(_InstantHTTP, sock=sock)
+        server = await asyncio.get_running_loop().create_server(InstantHTTP, sock=sock)
         await server.serve_forever()
 
     asyncio.run(main())
