@@ -269,8 +269,13 @@ def _validate(obj: Any, category_field: str | None) -> tuple[dict[str, Any], tup
     return obj, categories
 
 
-def load_dataset(name: str, path: Path, category_field: str | None = None) -> LoadedDataset:
-    """Load a JSONL dataset; bad lines land in `problems` with their 1-based line numbers."""
+def load_dataset(
+    name: str, path: Path, category_field: str | None = None, *, mixed_tasks: bool = False
+) -> LoadedDataset:
+    """Load a JSONL dataset; bad lines land in `problems` with their 1-based line numbers.
+
+    An evaluation set holds one task; `mixed_tasks` admits rows of any task (a load test's mix).
+    """
     loaded = LoadedDataset(name, path)
     seen: dict[str, int] = {}
     with path.open(encoding="utf-8", newline="\n") as handle:
@@ -294,7 +299,7 @@ def load_dataset(name: str, path: Path, category_field: str | None = None) -> Lo
             task = Task(record["task"])
             if loaded.task is None:
                 loaded.task = task
-            elif task is not loaded.task:
+            elif task is not loaded.task and not mixed_tasks:
                 skip(f"task {task.value} differs from the file's first task {loaded.task.value}")
                 continue
             # Results are keyed by id; a file without ids is keyed by line number instead.

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from guard_client import AsyncGuardClient, GuardClient, GuardMode, parse_verdict, render_guard_prompt
+from loadtest.corpus import TOXICCHAT
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "external"
-PROMPTS_FILE = DATA / "toxicchat" / "toxicchat0124_test_human_prompt_harm.jsonl"
+PROMPTS_FILE = TOXICCHAT
 _MODELS = json.dumps({"data": [{"id": "qwen3guard", "root": "/models/fake", "max_model_len": 32768}]}).encode()
 _CHAT = json.dumps(
     {"choices": [{"message": {"content": "Safety: Unsafe\nCategories: Violent"}, "finish_reason": "stop"}]}

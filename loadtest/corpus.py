@@ -10,20 +10,20 @@ never copied into this repository. `sample_checks.jsonl` beside this file is the
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from guard_client import GuardMode
+from guard_eval import REGISTRY, default_data_dir, load_dataset
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
 DEFAULT_SAMPLE = PACKAGE_DIR / "sample_checks.jsonl"
-EXTERNAL_DATA = REPO_ROOT.parent / "shared" / "data" / "external"
-TOXICCHAT = EXTERNAL_DATA / "toxicchat" / "toxicchat0124_test_human_prompt_harm.jsonl"
-BEAVERTAILS = EXTERNAL_DATA / "beavertails" / "beavertails_30k_test_response_harm.jsonl"
+# The shared datasets are where the evaluation harness finds them ($GUARD_EVAL_DATA, else ../shared).
+TOXICCHAT = default_data_dir() / REGISTRY["toxicchat"].relpath
+BEAVERTAILS = default_data_dir() / REGISTRY["beavertails"].relpath
 HARMFUL = "harmful"
 
 
@@ -60,31 +60,18 @@ class GuardItem:
 
 
 def load_jsonl(path: Path | str) -> list[GuardItem]:
-    """Read every row of one JSONL file; raises CorpusError naming the file and line of a bad row."""
+    """Read every row of one JSONL file with the evaluation harness's reader; raises CorpusError naming
+    the file and line of the first bad row (a benchmark runs on exactly the rows it was given)."""
     path = Path(path)
     if not path.is_file():
         hint = " (the external datasets live in ../shared/data/external)" if "shared" in str(path) else ""
         raise CorpusError(f"data file {path} does not exist{hint}")
-    items = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                prompt, response = row["prompt"], row.get("response")
-                if not isinstance(prompt, str) or not prompt.strip():
-                    raise ValueError("'prompt' must be a non-empty string")
-                if response is not None and not isinstance(response, str):
-                    raise ValueError("'response' must be a string or null")
-                items.append(
-                    GuardItem(str(row.get("id", f"{path.stem}-{number}")), prompt, response, str(row["label"]))
-                )
-            except (ValueError, KeyError, TypeError) as exc:
-                raise CorpusError(f"{path}:{number}: not a row of the shared schema ({exc})") from None
-    if not items:
+    loaded = load_dataset(path.stem, path, mixed_tasks=True)
+    if loaded.problems:
+        raise CorpusError(f"{loaded.problems[0]} (not a row of the shared schema)")
+    if not loaded.items:
         raise CorpusError(f"data file {path} has no rows")
-    return items
+    return [GuardItem(item.id, item.prompt, item.response, item.label) for item in loaded.items]
 
 
 def load_corpus(paths: Iterable[Path | str] = ()) -> list[GuardItem]:

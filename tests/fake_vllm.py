@@ -113,3 +113,30 @@ class FakeVLLM:
 
     def paths(self) -> list[str]:
         return [path for path, _ in self.calls]
+
+
+def marked_reply(body: dict[str, Any]) -> str:
+    """A `reply` that reads markers in the checked text: 'UNSAFE' -> Unsafe, 'CONTRO' -> Controversial
+    (both Violent), 'GARBLE' -> unreadable output, anything else Safe; in response moderation 'REFUSE'
+    -> Refusal: Yes and 'NOREFUSAL' -> no Refusal line."""
+    last = body["messages"][-1]
+    text = last["content"]
+    if "GARBLE" in text:
+        return "\n\n"
+    safety = "Unsafe" if "UNSAFE" in text else "Controversial" if "CONTRO" in text else "Safe"
+    answer = f"Safety: {safety}\nCategories: {'Violent' if safety != 'Safe' else 'None'}"
+    if last["role"] == "assistant" and "NOREFUSAL" not in text:
+        answer += f"\nRefusal: {'Yes' if 'REFUSE' in text else 'No'}"
+    return answer
+
+
+def marked_failure(body: dict[str, Any]) -> httpx.Response | None:
+    """A `fail` hook: 'BROKEN' in the checked text -> HTTP 500."""
+    if "BROKEN" in body["messages"][-1]["content"]:
+        return httpx.Response(500, json={"error": {"message": "engine died"}})
+    return None
+
+
+def marked_fake(**kwargs: Any) -> FakeVLLM:
+    """The fake vLLM answering by markers (`marked_reply`, `marked_failure`)."""
+    return FakeVLLM(**{"reply": marked_reply, "fail": marked_failure, **kwargs})

@@ -11,53 +11,27 @@ import httpx
 import pytest
 
 from guard_client import AsyncGuardClient
+from tests.fake_vllm import marked_fake
 
 STANDIN_ROOT = "/models/qwen3guard-gen-standin-random-tiny-abc"
 REAL_ROOT = "/models/Qwen3Guard-Gen-0.6B"
 
 
 class FakeGuard:
-    """Answers like vLLM serving the guard. The verdict comes from markers in the checked text:
-    'UNSAFE' -> Unsafe, 'CONTRO' -> Controversial, 'GARBLE' -> unparseable output,
-    'BROKEN' -> HTTP 500, 'NOREFUSAL' -> a response verdict without its Refusal line,
-    'REFUSE' -> Refusal: Yes; anything else is Safe."""
+    """The unit tests' fake vLLM answering by markers in the checked text (see `marked_reply`: 'UNSAFE',
+    'CONTRO', 'GARBLE', 'REFUSE', 'NOREFUSAL'; 'BROKEN' -> HTTP 500), serving `root`."""
 
     def __init__(self, root: str = STANDIN_ROOT) -> None:
         self.root = root
-        self.checked: list[str] = []
-        #: Raise this after that many chat requests were answered (simulates an interruption).
-        self.interrupt_after: int | None = None
+        self.fake = marked_fake(root=root)
 
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/v1/models":
-            return httpx.Response(200, json={"data": [{"id": "qwen3guard", "root": self.root, "max_model_len": 8192}]})
-        assert request.url.path == "/v1/chat/completions", request.url.path
-        if self.interrupt_after is not None and len(self.checked) >= self.interrupt_after:
-            raise Interrupted("stopped by the test")
-        body = json.loads(request.content)
-        text = body["messages"][-1]["content"]
-        self.checked.append(text)
-        if "BROKEN" in text:
-            return httpx.Response(500, json={"error": {"message": "engine died"}})
-        response_mode = body["messages"][-1]["role"] == "assistant"
-        if "GARBLE" in text:
-            content = "\n\n\n"
-        else:
-            safety = "Unsafe" if "UNSAFE" in text else "Controversial" if "CONTRO" in text else "Safe"
-            category = "Violent" if safety != "Safe" else "None"
-            content = f"Safety: {safety}\nCategories: {category}"
-            if response_mode and "NOREFUSAL" not in text:
-                content += f"\nRefusal: {'Yes' if 'REFUSE' in text else 'No'}"
-        return httpx.Response(
-            200, json={"choices": [{"message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]}
-        )
+    @property
+    def checked(self) -> list[str]:
+        """The checked texts (the last message of each chat request), in the order they arrived."""
+        return [body["messages"][-1]["content"] for body in self.fake.bodies("/v1/chat/completions")]
 
     def client(self) -> AsyncGuardClient:
-        return AsyncGuardClient("http://fake-guard", transport=httpx.MockTransport(self.handler), max_retries=0)
-
-
-class Interrupted(Exception):
-    """Stands in for Ctrl-C or a crash in the middle of a run."""
+        return AsyncGuardClient("http://fake-guard", transport=httpx.MockTransport(self.fake), max_retries=0)
 
 
 @pytest.fixture

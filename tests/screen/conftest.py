@@ -9,29 +9,11 @@ from typing import Any
 import httpx
 
 from guard_client import AsyncGuardClient, GuardMode, ServerInfo, Verdict, parse_verdict
-from tests.fake_vllm import FakeVLLM
-
-
-def marked_reply(body: dict[str, Any]) -> str:
-    """'UNSAFE' -> Unsafe/Violent, 'CONTRO' -> Controversial, 'GARBLE' -> unreadable; else Safe."""
-    last = body["messages"][-1]
-    text = last["content"]
-    if "GARBLE" in text:
-        return "\n\n"
-    safety = "Unsafe" if "UNSAFE" in text else "Controversial" if "CONTRO" in text else "Safe"
-    answer = f"Safety: {safety}\nCategories: {'Violent' if safety != 'Safe' else 'None'}"
-    return answer + ("\nRefusal: No" if last["role"] == "assistant" else "")
-
-
-def marked_failure(body: dict[str, Any]) -> httpx.Response | None:
-    """'BROKEN' -> HTTP 500."""
-    if "BROKEN" in body["messages"][-1]["content"]:
-        return httpx.Response(500, json={"error": {"message": "engine died"}})
-    return None
+from tests.fake_vllm import FakeVLLM, marked_fake, marked_reply
 
 
 def fake_guard(**kwargs: Any) -> FakeVLLM:
-    return FakeVLLM(**{"reply": marked_reply, "fail": marked_failure, **kwargs})
+    return marked_fake(**kwargs)
 
 
 def fake_client(
