@@ -44,7 +44,7 @@ class Guard:
         self._metrics = metrics
         self._cache = cache
         self._log_text = log_checked_text
-        self._options = {"scores": settings.scores, "chunk": settings.chunk}
+        self._options = {"scores": settings.scores, "chunk": settings.chunk, "constrain": settings.constrain}
         self._option_key = tuple(sorted(self._options.items()))
         self._client_args: dict[str, Any] = {
             "api_key": settings.api_key.get_secret_value() if settings.api_key else None,
