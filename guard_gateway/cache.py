@@ -19,7 +19,7 @@ class CacheKey:
     model: str
     mode: GuardMode
     prompt: str
-    options: tuple[tuple[str, bool], ...]
+    options: tuple[tuple[str, object], ...]
 
 
 class VerdictCache:
