@@ -11,7 +11,11 @@ STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PROFILE ?=
 MODEL   ?=
 PORT    ?=
-SERVE_FLAGS = $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) $(if $(PORT),--port $(PORT))
+# GATEWAY=0 serves the guard alone; GATEWAY_PORT moves the gateway off 8080.
+GATEWAY ?= 1
+GATEWAY_PORT ?=
+SERVE_FLAGS = $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) $(if $(PORT),--port $(PORT)) \
+	$(if $(filter 0,$(GATEWAY)),--no-gateway) $(if $(GATEWAY_PORT),--gateway-port $(GATEWAY_PORT))
 
 .PHONY: install serve test lint unit e2e standin bench-serve bench bench-client loadtest eval clean
 
