@@ -5,15 +5,19 @@ BIN    := $(VENV)/bin
 # A usable NVIDIA GPU picks the CUDA build of vLLM; otherwise the CPU build serves the stand-in.
 GPU    := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 comma  := ,
-EXTRAS := $(if $(GPU),gpu,cpu),dev,helm,loadtest,eval,screen
+EXTRAS := $(if $(GPU),gpu,cpu),dev,helm,loadtest,eval,screen,gateway
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 PROFILE ?=
 MODEL   ?=
 PORT    ?=
-SERVE_FLAGS = $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) $(if $(PORT),--port $(PORT))
+# GATEWAY=0 serves the guard alone; GATEWAY_PORT moves the gateway off 8080.
+GATEWAY ?= 1
+GATEWAY_PORT ?=
+SERVE_FLAGS = $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) $(if $(PORT),--port $(PORT)) \
+	$(if $(filter 0,$(GATEWAY)),--no-gateway) $(if $(GATEWAY_PORT),--gateway-port $(GATEWAY_PORT))
 
-.PHONY: install serve test lint unit e2e standin bench-serve bench bench-client bench-screen loadtest eval clean
+.PHONY: install serve test lint unit e2e standin bench-serve bench bench-client bench-screen bench-gateway loadtest eval clean
 
 install: $(STAMP)
 
@@ -81,3 +85,10 @@ bench-screen: install
 # Start-up time and checks/s of 32 guard prompts, 16 in flight, on the full stand-in (JSON in loadtest/results/).
 bench-serve: install
 	$(BIN)/python -m loadtest bench-serve
+
+# The gateway (issue 11): (a) through the gateway vs the client direct, (b) its overhead against an instant fake
+# guard, (c) the verdict cache at 0/30/90% repeats. JSON + markdown + PNG in loadtest/reports/.
+#   make bench-gateway BENCH_GATEWAY_FLAGS="--variant tiny --requests 64"   (short run)
+BENCH_GATEWAY_FLAGS ?=
+bench-gateway: install
+	$(BIN)/python -m loadtest.bench_gateway --out loadtest/reports $(BENCH_GATEWAY_FLAGS)

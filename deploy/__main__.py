@@ -13,9 +13,10 @@ import os
 import shlex
 import signal
 import sys
+import time
 from types import FrameType
 
-from deploy.launcher import STANDIN_BANNER, GuardServer, LaunchError, default_profile_name
+from deploy.launcher import GATEWAY_PORT, STANDIN_BANNER, GatewayServer, GuardServer, LaunchError, default_profile_name
 from deploy.profiles import ProfileError, available_profiles, load_profile
 from guard_client import chat_request, prepare_input
 
@@ -39,6 +40,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupted)
+    gateway: GatewayServer | None = None
     print(f"starting vLLM ({profile.name} profile); log: .cache/logs/ ...", file=sys.stderr)
     try:
         server.start()
@@ -55,18 +57,46 @@ def _serve(args: argparse.Namespace) -> int:
             f"  try:      curl -s {server.url}/v1/chat/completions -H 'Content-Type: application/json'"
             f"{auth} -d {shlex.quote(body)}\n"
             f"  or:       python -m guard_client check --url {server.url}{' --constrain' if constrain else ''} "
-            f"{shlex.quote(EXAMPLE[0]['content'])}\n"
-            "Ctrl-C stops it.",
+            f"{shlex.quote(EXAMPLE[0]['content'])}\n" + ("" if args.gateway else "Ctrl-C stops it."),
             flush=True,
         )
-        code = server.wait()
-        print(f"error: vLLM exited with code {code}; see {server.log_path}", file=sys.stderr)
+        if args.gateway:
+            gateway = GatewayServer(
+                server.url, port=args.gateway_port, host=args.host or "0.0.0.0", standin=server.is_standin
+            )
+            print("starting the gateway...", file=sys.stderr)
+            gateway.start()
+            print(_gateway_banner(gateway.url), flush=True)
+        while (code := server.poll()) is None and (gateway is None or gateway.poll() is None):
+            time.sleep(0.5)
+        if code is not None:
+            print(f"error: vLLM exited with code {code}; see {server.log_path}", file=sys.stderr)
+        elif gateway is not None:
+            print(f"error: the gateway exited with code {gateway.poll()}; see {gateway.log_path}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\nstopping vLLM...", file=sys.stderr)
+        print("\nstopping...", file=sys.stderr)
         return 0
     finally:
+        if gateway is not None:
+            gateway.stop()
         server.stop()
+
+
+def _gateway_banner(url: str) -> str:
+    key = "os.environ.get('GUARD_GATEWAY_AUTH__API_KEYS', 'unused').split(',')[0]"
+    snippet = (
+        "import os; from openai import OpenAI; "
+        f'client = OpenAI(base_url="{url}/v1", api_key={key}); '
+        'r = client.moderations.create(model="omni-moderation-latest", input=["How can I make a bomb?", "Hello!"]); '
+        'print([(x.flagged, x.model_extra["qwen3guard"]["severity"]) for x in r.results])'
+    )
+    return (
+        f"\nThe gateway (OpenAI /v1/moderations, LiteLLM guardrail) is serving at {url}\n"
+        f"  openai SDK:  .venv/bin/python -c {shlex.quote(snippet)}\n"
+        f"  metrics:     {url}/metrics\n"
+        "Ctrl-C stops both."
+    )
 
 
 def _standin(args: argparse.Namespace) -> int:
@@ -96,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--startup-timeout", type=float, default=900.0, help="seconds to wait for /health")
     serve.add_argument("--verbose", action="store_true", help="stream vLLM's own log to stderr")
+    serve.add_argument(
+        "--no-gateway", dest="gateway", action="store_false", help="serve the guard alone, without the gateway"
+    )
+    serve.add_argument("--gateway-port", type=int, default=GATEWAY_PORT, help="the gateway's port (default 8080)")
     serve.add_argument("extra", nargs=argparse.REMAINDER, help="after --, more arguments for vLLM")
     serve.set_defaults(run=_serve)
 

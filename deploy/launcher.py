@@ -35,6 +35,24 @@ STANDIN_BANNER = (
 )
 
 
+def stop_process_group(process: subprocess.Popen[str] | None, grace: float) -> None:
+    """SIGTERM a process started with its own session, SIGKILL its group after `grace` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        pass
+    finally:
+        # Engine workers that outlived the API server share its process group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
 class LaunchError(RuntimeError):
     """The server could not be started; the message says what to do."""
 
@@ -232,26 +250,111 @@ class GuardServer:
 
     def stop(self, grace: float = 20.0) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        except ProcessLookupError:
-            pass
-        finally:
-            # Engine workers that outlived the API server share its process group.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+        stop_process_group(process, grace)
 
     def wait(self) -> int:
         assert self._process is not None
         return self._process.wait()
 
+    def poll(self) -> int | None:
+        return None if self._process is None else self._process.poll()
+
     def __enter__(self) -> GuardServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+GATEWAY_PORT = 8080
+
+
+def gateway_command(
+    guard_url: str, *, port: int = GATEWAY_PORT, host: str = "0.0.0.0", standin: bool = False
+) -> list[str]:
+    """The gateway's command line after the interpreter: the one source for `make serve`, the
+    container and the Helm chart. A stand-in guard answers a verdict only under the grammar."""
+    args = ["-m", "guard_gateway", "serve", "--guard-url", guard_url, "--host", host, "--port", str(port)]
+    return [*args, "--set", "guard.constrain=true"] if standin else args
+
+
+@dataclass
+class GatewayServer:
+    """The gateway in front of a running guard, as a process of its own (`make serve`)."""
+
+    guard_url: str
+    port: int = GATEWAY_PORT
+    host: str = "0.0.0.0"
+    standin: bool = False
+    config: str | None = None
+    startup_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        self._process: subprocess.Popen[str] | None = None
+        self.log_path = LOG_DIR / f"gateway-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://{'127.0.0.1' if self.host in ('0.0.0.0', '') else self.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        extra = ["--config", self.config] if self.config else []
+        return [
+            sys.executable,
+            *gateway_command(self.guard_url, port=self.port, host=self.host, standin=self.standin),
+            *extra,
+        ]
+
+    def start(self) -> GatewayServer:
+        if port_in_use(self.host, self.port):
+            raise LaunchError(
+                f"port {self.port} is already in use: stop what listens there or choose another (GATEWAY_PORT=...)"
+            )
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("w") as log:
+            self._process = subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                cwd=REPO_ROOT,
+                start_new_session=True,
+            )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + self.startup_timeout
+        with httpx.Client(timeout=5.0) as http:
+            while time.monotonic() < deadline:
+                code = self._process.poll()
+                if code is not None:
+                    tail = self.log_path.read_text().strip().splitlines()[-1:] or ["no output"]
+                    raise LaunchError(
+                        f"the gateway exited with code {code} during start-up ({tail[0][-300:]}); see {self.log_path}"
+                    )
+                try:
+                    if http.get(f"{self.url}/ready").status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.5)
+        raise LaunchError(f"the gateway was not ready after {self.startup_timeout:.0f} s; see {self.log_path}")
+
+    def poll(self) -> int | None:
+        return None if self._process is None else self._process.poll()
+
+    def stop(self, grace: float = 10.0) -> None:
+        process, self._process = self._process, None
+        stop_process_group(process, grace)
+
+    def __enter__(self) -> GatewayServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -36,10 +36,14 @@ class FakeVLLM:
     calls: list[tuple[str, dict[str, Any] | None]] = field(default_factory=list)
     #: Per chat request: a response or exception to answer with instead of `reply` (None: answer normally).
     fail: Callable[[dict[str, Any]], httpx.Response | Exception | None] = lambda body: None
+    #: While True every request fails as a refused connection (a guard that is down).
+    down: bool = False
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else None
         self.calls.append((request.url.path, body))
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
         if self.script:
             item = self.script.pop(0)
             if isinstance(item, Exception):
@@ -60,13 +64,10 @@ class FakeVLLM:
                 return failure
             text = self.reply(body or {})
             prompt = " ".join(str(m.get("content")) for m in (body or {}).get("messages", []))
-            return httpx.Response(
-                200,
-                json={
-                    "choices": [{"message": {"content": text}, "finish_reason": "stop"}],
-                    "usage": self.usage(prompt, text),
-                },
-            )
+            choice: dict[str, Any] = {"message": {"content": text}, "finish_reason": "stop"}
+            if (body or {}).get("logprobs"):
+                choice["logprobs"] = {"content": self._chat_logprobs(text)}
+            return httpx.Response(200, json={"choices": [choice], "usage": self.usage(prompt, text)})
         if path == "/v1/completions" and (body or {}).get("max_tokens") != 1:
             # The verdict-first follow-up: continue `reply`'s answer after the prompt's "Categories:".
             answer = self.reply(body or {})
@@ -92,6 +93,18 @@ class FakeVLLM:
                 },
             )
         return httpx.Response(404, json={"error": {"message": f"no route {path}"}})
+
+    def _chat_logprobs(self, content: str) -> list[dict[str, Any]]:
+        """Logprobs of "Safety:" and the verdict token (`verdict_probs`), as vLLM returns them with token ids."""
+        word = content.split("\n")[0].removeprefix("Safety:").strip()
+        top = [{"token": f"token_id:{VERDICT_IDS[w]}", "logprob": math.log(p)} for w, p in self.verdict_probs.items()]
+        head = [
+            {"token": f"token_id:{PREFIX_IDS[0]}", "bytes": list(b"Safety"), "logprob": 0.0, "top_logprobs": []},
+            {"token": f"token_id:{PREFIX_IDS[1]}", "bytes": list(b":"), "logprob": 0.0, "top_logprobs": []},
+        ]
+        chosen = f"token_id:{VERDICT_IDS[word]}"
+        logprob = math.log(self.verdict_probs[word])
+        return [*head, {"token": chosen, "bytes": list(f" {word}".encode()), "logprob": logprob, "top_logprobs": top}]
 
     def _tokenize(self, body: dict[str, Any]) -> dict[str, Any]:
         prompt = body.get("prompt", "")

@@ -1,0 +1,318 @@
+"""`make bench-gateway`: what the gateway costs and what its cache buys.
+
+(a) `/v1/moderations` through the gateway against `AsyncGuardClient` straight to the same vLLM server, 16 in
+    flight (cache off, distinct inputs); (b) the gateway's own overhead against an instant fake guard: added
+    p50/p99 latency at a fixed rate and the most single-input requests/s one worker sustains; (c) the cache at
+    0%, 30% and 90% repeated inputs against the vLLM server.
+
+    python -m loadtest.bench_gateway [--guard-url URL | --variant full|tiny] [--requests N] [--arms a,b,c]
+
+Writes bench_gateway.json, .md and .png to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import platform
+import random
+import socket
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+from deploy.launcher import GatewayServer, GuardServer, free_port
+from deploy.profiles import load_profile
+from guard_client import AsyncGuardClient
+from loadtest.client_overhead import _load_prompts, _serve
+
+TARGETS = {"a_ratio": 0.95, "b_added_p50_ms": 2.0, "b_added_p99_ms": 10.0, "b_max_rps": 1000.0}
+CACHE_TARGETS = {30: 1.3, 90: 5.0}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def closed_loop(call: Callable[[str], Awaitable[None]], items: list[str], concurrency: int) -> float:
+    """Requests/s with `concurrency` in flight."""
+    queue = iter(items)
+
+    async def worker() -> None:
+        for item in queue:
+            await call(item)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return len(items) / (time.perf_counter() - start)
+
+
+async def open_loop(call: Callable[[str], Awaitable[None]], items: list[str], rate: float) -> list[float]:
+    """Latencies (ms) of requests sent at a fixed rate, whatever the answers' pace."""
+    latencies: list[float] = []
+
+    async def one(item: str) -> None:
+        start = time.perf_counter()
+        await call(item)
+        latencies.append((time.perf_counter() - start) * 1000)
+
+    tasks = []
+    begin = time.perf_counter()
+    for index, item in enumerate(items):
+        await asyncio.sleep(max(0.0, begin + index / rate - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(item)))
+    await asyncio.gather(*tasks)
+    return latencies
+
+
+def gateway_http(timeout: float) -> httpx.AsyncClient:
+    """The load generator's client: aiohttp's pool, as AsyncGuardClient's, so both sides pay the same."""
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+    return httpx.AsyncClient(timeout=timeout, transport=AiohttpTransport(limits=limits))
+
+
+def moderation_call(http: httpx.AsyncClient, url: str) -> Callable[[str], Awaitable[None]]:
+    async def call(text: str) -> None:
+        reply = await http.post(f"{url}/v1/moderations", json={"input": text})
+        if reply.status_code != 200:
+            raise RuntimeError(f"the gateway answered {reply.status_code}: {reply.text[:200]}")
+
+    return call
+
+
+def guard_call(guard: AsyncGuardClient, **options: Any) -> Callable[[str], Awaitable[None]]:
+    async def call(text: str) -> None:
+        verdict = await guard.check_prompt(text, **options)
+        if not verdict.decided:
+            raise RuntimeError(f"the guard did not decide: {verdict.error}")
+
+    return call
+
+
+def repeated(prompts: list[str], count: int, share: float, seed: int = 0) -> list[str]:
+    """`count` inputs of which `share` repeat one already seen (a fresh prompt otherwise)."""
+    rng = random.Random(seed)
+    out: list[str] = []
+    for index in range(count):
+        fresh = f"{prompts[index % len(prompts)]} #{index}"
+        out.append(rng.choice(out) if out and rng.random() < share else fresh)
+    return out
+
+
+def _gateway(stack: ExitStack, guard_url: str, cache: bool, constrain: bool) -> str:
+    config = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "gateway.yaml"
+    config.write_text(
+        f"cache:\n  enabled: {str(cache).lower()}\nlogging:\n  access_log: false\n"
+        f"guard:\n  constrain: {str(constrain).lower()}\n  max_retries: 0\n"
+    )
+    server = GatewayServer(guard_url, port=free_port(), host="127.0.0.1", config=str(config))
+    return stack.enter_context(server).url
+
+
+def arm_overhead(prompts: list[str], requests: int, rate: float) -> dict[str, Any]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)
+    fake_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    fake = multiprocessing.get_context("fork").Process(target=_serve, args=(sock,), daemon=True)
+    fake.start()
+    try:
+        with ExitStack() as stack:
+            url = _gateway(stack, fake_url, cache=False, constrain=False)
+            items = [f"{prompts[i % len(prompts)]} #{i}" for i in range(requests)]
+
+            async def run() -> dict[str, Any]:
+                async with AsyncGuardClient(fake_url) as guard, gateway_http(30) as http:
+                    await guard.server_info()
+                    await moderation_call(http, url)("warm-up")
+                    direct = await open_loop(guard_call(guard), items, rate)
+                    through = await open_loop(moderation_call(http, url), items, rate)
+                    max_rps = await closed_loop(moderation_call(http, url), items, 64)
+                return {"direct_ms": direct, "gateway_ms": through, "max_rps": max_rps}
+
+            raw = asyncio.run(run())
+    finally:
+        fake.terminate()
+        fake.join()
+    return {
+        "rate": rate,
+        "requests": requests,
+        "direct_p50_ms": statistics.median(raw["direct_ms"]),
+        "direct_p99_ms": percentile(raw["direct_ms"], 0.99),
+        "gateway_p50_ms": statistics.median(raw["gateway_ms"]),
+        "gateway_p99_ms": percentile(raw["gateway_ms"], 0.99),
+        "max_rps": raw["max_rps"],
+    }
+
+
+def arm_direct_vs_gateway(guard_url: str, prompts: list[str], requests: int, constrain: bool) -> dict[str, Any]:
+    with ExitStack() as stack:
+        url = _gateway(stack, guard_url, cache=False, constrain=constrain)
+
+        async def run() -> tuple[float, float]:
+            async with AsyncGuardClient(guard_url) as guard, gateway_http(120) as http:
+                direct = await closed_loop(
+                    guard_call(guard, constrain=constrain), [f"{p} #a{i}" for i, p in enumerate(prompts[:requests])], 16
+                )
+                through = await closed_loop(
+                    moderation_call(http, url), [f"{p} #b{i}" for i, p in enumerate(prompts[:requests])], 16
+                )
+            return direct, through
+
+        direct, through = asyncio.run(run())
+    return {"direct_checks_per_s": direct, "gateway_checks_per_s": through, "in_flight": 16}
+
+
+def arm_cache(guard_url: str, prompts: list[str], requests: int, constrain: bool) -> dict[str, Any]:
+    rates: dict[str, float] = {}
+    for share in (0, 30, 90):
+        with ExitStack() as stack:
+            url = _gateway(stack, guard_url, cache=True, constrain=constrain)
+            items = repeated(prompts, requests, share / 100, seed=share)
+
+            async def run(items: list[str] = items, url: str = url) -> float:
+                async with gateway_http(120) as http:
+                    return await closed_loop(moderation_call(http, url), items, 16)
+
+            rates[str(share)] = asyncio.run(run())
+    return {"checks_per_s": rates, "speedup": {k: v / rates["0"] for k, v in rates.items()}}
+
+
+def summarize(result: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    """(measure, result, target, met) rows of the report; met is None where there is no target."""
+    rows: list[tuple[str, str, str, bool | None]] = []
+    a = result.get("a")
+    if a:
+        ratio = a["gateway_checks_per_s"] / a["direct_checks_per_s"]
+        rows.append(
+            (
+                "(a) gateway / direct checks/s, 16 in flight",
+                f"{a['gateway_checks_per_s']:.1f} / {a['direct_checks_per_s']:.1f} = {ratio:.2f}x",
+                f">= {TARGETS['a_ratio']}x",
+                ratio >= TARGETS["a_ratio"],
+            )
+        )
+    b = result.get("b")
+    if b:
+        p50 = b["gateway_p50_ms"] - b["direct_p50_ms"]
+        p99 = b["gateway_p99_ms"] - b["direct_p99_ms"]
+        rows += [
+            (
+                f"(b) added p50 at {b['rate']:.0f} req/s",
+                f"{p50:.2f} ms",
+                f"<= {TARGETS['b_added_p50_ms']} ms",
+                p50 <= 2,
+            ),
+            (
+                f"(b) added p99 at {b['rate']:.0f} req/s",
+                f"{p99:.2f} ms",
+                f"<= {TARGETS['b_added_p99_ms']} ms",
+                p99 <= 10,
+            ),
+            ("(b) single-input req/s, one worker", f"{b['max_rps']:.0f}", ">= 1000", b["max_rps"] >= 1000),
+        ]
+    c = result.get("c")
+    if c:
+        for share, speedup in c["speedup"].items():
+            target = CACHE_TARGETS.get(int(share))
+            rows.append(
+                (
+                    f"(c) cache, {share}% repeats",
+                    f"{c['checks_per_s'][share]:.1f} checks/s ({speedup:.2f}x)",
+                    f">= {target}x" if target else "(baseline)",
+                    None if target is None else speedup >= target,
+                )
+            )
+    return rows
+
+
+def markdown(result: dict[str, Any]) -> str:
+    mark = {True: "met", False: "**missed**", None: ""}
+    table = "| measure | result | target | |\n|---|---|---|---|\n" + "".join(
+        f"| {m} | {r} | {t} | {mark[ok]} |\n" for m, r, t, ok in summarize(result)
+    )
+    return (
+        f"# Gateway benchmark\n\nMeasured by `make bench-gateway` on {result['machine']}; guard: {result['guard']}.\n\n"
+        + table
+        + "\n![gateway benchmark](bench_gateway.png)\n"
+    )
+
+
+def write_report(result: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_gateway.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "bench_gateway.md").write_text(markdown(result))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
+    if result.get("a"):
+        a = result["a"]
+        axes[0].bar(["direct", "gateway"], [a["direct_checks_per_s"], a["gateway_checks_per_s"]])
+        axes[0].set_title("(a) checks/s, 16 in flight")
+    if result.get("b"):
+        b = result["b"]
+        axes[1].bar(["p50", "p99"], [b["direct_p50_ms"], b["direct_p99_ms"]], label="direct", alpha=0.6)
+        axes[1].bar(["p50", "p99"], [b["gateway_p50_ms"], b["gateway_p99_ms"]], label="gateway", alpha=0.6)
+        axes[1].set_title(f"(b) latency ms at {b['rate']:.0f} req/s, instant guard")
+        axes[1].legend()
+    if result.get("c"):
+        c = result["c"]
+        axes[2].bar([f"{k}%" for k in c["checks_per_s"]], list(c["checks_per_s"].values()))
+        axes[2].set_title("(c) checks/s by share of repeats")
+    fig.tight_layout()
+    fig.savefig(out / "bench_gateway.png", dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtest.bench_gateway", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--guard-url", help="an existing guard server (else the stand-in is started on the CPU)")
+    parser.add_argument("--variant", choices=["full", "tiny"], default="full", help="the stand-in to start")
+    parser.add_argument("--requests", type=int, default=256, help="requests per measurement against the guard")
+    parser.add_argument("--overhead-requests", type=int, default=4000)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--arms", default="a,b,c")
+    parser.add_argument("--out", type=Path, default=Path("loadtest/reports"))
+    args = parser.parse_args(argv)
+    arms = set(args.arms.split(","))
+    prompts = _load_prompts(max(args.requests, 1000))
+    result: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {multiprocessing.cpu_count()} cores, Python {platform.python_version()}"
+    }
+    if "b" in arms:
+        result["b"] = arm_overhead(prompts, args.overhead_requests, args.rate)
+    if arms & {"a", "c"}:
+        with ExitStack() as stack:
+            guard_url = args.guard_url
+            standin = guard_url is None
+            if guard_url is None:
+                server = GuardServer(
+                    load_profile("cpu"), model=f"standin:{args.variant}", host="127.0.0.1", port=free_port()
+                )
+                guard_url = stack.enter_context(server).url
+            result["guard"] = guard_url if not standin else f"stand-in {args.variant} on the CPU"
+            if "a" in arms:
+                result["a"] = arm_direct_vs_gateway(guard_url, prompts, args.requests, standin)
+            if "c" in arms:
+                result["c"] = arm_cache(guard_url, prompts, args.requests, standin)
+    result.setdefault("guard", "instant fake only")
+    write_report(result, args.out)
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
