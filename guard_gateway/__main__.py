@@ -1,0 +1,76 @@
+"""`python -m guard_gateway serve` (also the `guard-gateway` console script).
+
+python -m guard_gateway serve [--config FILE] [--guard-url URL] [--upstream-url URL] [--host H] [--port P]
+                              [--set section.field=value ...]
+
+Every configuration field can also be set by `GUARD_GATEWAY_<SECTION>__<FIELD>` (see README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import uvicorn
+
+from guard_gateway.app import create_app
+from guard_gateway.config import ConfigError, GatewayConfig, load_config
+
+#: The named flags and the configuration field each one sets.
+SHORTCUTS = {
+    "guard_url": "guard.url",
+    "upstream_url": "upstream.url",
+    "host": "host",
+    "port": "port",
+}
+
+
+def config_from_args(args: argparse.Namespace) -> GatewayConfig:
+    overrides: dict[str, str] = {}
+    for item in args.set or []:
+        dotted, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected section.field=value")
+        overrides[dotted.strip()] = value
+    for flag, dotted in SHORTCUTS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            overrides[dotted] = str(value)
+    return load_config(args.config, overrides)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    logging.basicConfig(level=config.logging.level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(config)
+    # uvicorn's own access log is off: the gateway's (middleware.py) counts and times every request.
+    uvicorn.run(app, host=config.host, port=config.port, log_level=config.logging.level, access_log=False)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m guard_gateway", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="action", required=True)
+    serve = sub.add_parser("serve", help="serve the gateway (OpenAI moderations, LiteLLM guardrail, native checks)")
+    serve.add_argument("--config", help="YAML configuration file")
+    serve.add_argument("--guard-url", help="the guard's vLLM server (guard.url)")
+    serve.add_argument("--upstream-url", help="the main LLM behind the chat proxy (upstream.url)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--set", action="append", metavar="FIELD=VALUE", help="any field, e.g. cache.enabled=false")
+    serve.set_defaults(run=_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

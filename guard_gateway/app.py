@@ -1,0 +1,90 @@
+"""`create_app(config)`: the gateway's ASGI app.
+
+Routers are registered from two lists: `OPEN_ROUTERS` (no key) and `PROTECTED_ROUTERS` (a bearer
+key when keys are configured). A new endpoint adds its router to one of them and its service to
+`GatewayState`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.routing import APIRoute
+
+from guard_gateway.auth import require_key
+from guard_gateway.cache import VerdictCache
+from guard_gateway.checks.api_router import router as checks_router
+from guard_gateway.checks.serving import CheckService
+from guard_gateway.config import GatewayConfig
+from guard_gateway.errors import install_error_handlers
+from guard_gateway.guard import Guard
+from guard_gateway.litellm.api_router import router as litellm_router
+from guard_gateway.litellm.serving import GuardrailService
+from guard_gateway.metrics import GatewayMetrics
+from guard_gateway.middleware import BodyLimitMiddleware, ObservabilityMiddleware
+from guard_gateway.moderations.api_router import router as moderations_router
+from guard_gateway.moderations.serving import ModerationService
+from guard_gateway.operations import router as operations_router
+from guard_gateway.policy import Policy
+from guard_gateway.state import GatewayState
+
+OPEN_ROUTERS: list[APIRouter] = [operations_router]
+PROTECTED_ROUTERS: list[APIRouter] = [moderations_router, checks_router, litellm_router]
+
+
+def build_state(config: GatewayConfig, guard_transport: httpx.AsyncBaseTransport | None = None) -> GatewayState:
+    metrics = GatewayMetrics()
+    cache = VerdictCache(config.cache.max_entries, config.cache.ttl_seconds) if config.cache.enabled else None
+    guard = Guard(
+        config.guard,
+        config.policy.on_guard_failure,
+        metrics,
+        cache,
+        transport=guard_transport,
+        log_checked_text=config.logging.log_checked_text,
+    )
+    policy = Policy(config.policy, metrics)
+    return GatewayState(
+        config=config,
+        metrics=metrics,
+        guard=guard,
+        policy=policy,
+        moderations=ModerationService(guard, policy, config.moderations),
+        checks=CheckService(guard, policy, config.moderations),
+        litellm=GuardrailService(guard, policy),
+        api_keys=config.auth.keys(),
+    )
+
+
+def create_app(config: GatewayConfig, *, guard_transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+    """The gateway for `config`; `guard_transport` replaces the HTTP transport to the guard (tests)."""
+    state = build_state(config, guard_transport)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await state.guard.aclose()
+
+    app = FastAPI(
+        title="Qwen3Guard gateway",
+        summary="OpenAI-compatible moderation in front of Qwen3Guard-Gen",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.gateway = state
+    for router in OPEN_ROUTERS:
+        app.include_router(router)
+    for router in PROTECTED_ROUTERS:
+        app.include_router(router, dependencies=[Depends(require_key)])
+    install_error_handlers(app)
+    routes = [route.path for route in app.routes if isinstance(route, APIRoute)]
+    # Outermost first: the log and gauge see every request, including those refused for size.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.limits.max_body_bytes)
+    app.add_middleware(ObservabilityMiddleware, metrics=state.metrics, routes=routes, access=config.logging.access_log)
+    logging.getLogger("guard_gateway").setLevel(config.logging.level.upper())
+    return app

@@ -1,0 +1,43 @@
+"""Wire models of the native `POST /v1/guard/checks`: conversations in, typed verdicts out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from guard_client import Category, FailurePolicy, GuardMode, Safety, Scores
+from guard_gateway.policy import Action
+
+
+class Conversation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[dict[str, Any]] = Field(
+        description="OpenAI chat messages; the last role picks prompt (user) or response (assistant) moderation"
+    )
+
+
+class GuardCheckRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    checks: list[Conversation]
+    model: str | None = None
+
+
+class GuardCheckResult(BaseModel):
+    mode: GuardMode
+    safety: Safety | None = Field(description="None when the guard did not decide (see error and policy)")
+    categories: list[Category]
+    refusal: bool | None = Field(description="response mode: whether the answer refuses")
+    scores: Scores | None
+    flagged: bool = Field(description="the verdict under the configured strictness")
+    action: Action = Field(description="what the gateway's policy does with it: allow, annotate or block")
+    error: str | None = None
+    policy: FailurePolicy | None = Field(default=None, description="set when the guard did not decide")
+
+
+class GuardCheckResponse(BaseModel):
+    id: str
+    model: str
+    results: list[GuardCheckResult]

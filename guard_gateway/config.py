@@ -1,0 +1,211 @@
+"""The gateway's configuration: one YAML file validated by pydantic, every field overridable.
+
+Precedence, lowest first: the model's defaults, the YAML file, environment variables
+`GUARD_GATEWAY_<SECTION>__<FIELD>` (e.g. `GUARD_GATEWAY_GUARD__URL`), then command-line flags
+(`--set guard.url=...` or the named shortcuts of `python -m guard_gateway serve`). An unknown field
+or a bad value, from any of them, is a `ConfigError` naming the field.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from guard_gateway.policy import PolicySettings
+
+ENV_PREFIX = "GUARD_GATEWAY_"
+ENV_NESTING = "__"
+DEFAULT_PORT = 8080
+#: OpenAI's moderation model names: clients such as LiteLLM send only these.
+OPENAI_MODERATION_MODELS = (
+    "omni-moderation-latest",
+    "omni-moderation-2024-09-26",
+    "text-moderation-latest",
+    "text-moderation-stable",
+)
+
+
+class ConfigError(ValueError):
+    """The configuration does not validate; the message names the field."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GuardSettings(_Section):
+    url: str = Field(default="http://localhost:8000", description="the vLLM server serving Qwen3Guard-Gen")
+    model: str = Field(default="qwen3guard", min_length=1, description="the guard's served model name")
+    api_key: SecretStr | None = Field(default=None, description="bearer key for the guard (default $GUARD_API_KEY)")
+    timeout: float = Field(default=30.0, gt=0, description="seconds per guard HTTP request")
+    max_retries: int = Field(default=1, ge=0, le=10, description="retries of a failed guard request")
+    concurrency: int = Field(default=16, ge=1, le=1024, description="guard checks in flight per gateway request")
+    scores: bool = Field(default=False, description="ask for the verdict token's probabilities (category_scores)")
+    chunk: bool = Field(default=True, description="check inputs longer than the guard accepts in windows")
+    ready_ttl_seconds: float = Field(default=2.0, ge=0, description="how long a /ready answer is reused")
+
+
+class ModerationSettings(_Section):
+    model_aliases: tuple[str, ...] = Field(
+        default=OPENAI_MODERATION_MODELS, description="model names answered as the guard besides its served name"
+    )
+    max_inputs: int = Field(default=64, ge=1, description="most inputs in one request")
+
+
+class CacheSettings(_Section):
+    enabled: bool = True
+    max_entries: int = Field(default=10_000, ge=1)
+    ttl_seconds: float = Field(default=3600.0, gt=0)
+
+
+class AuthSettings(_Section):
+    api_keys: tuple[SecretStr, ...] = Field(
+        default=(), description="client bearer keys (env: comma-separated); none and no file: no auth"
+    )
+    api_keys_file: Path | None = Field(default=None, description="a file of keys, one a line (a mounted Secret)")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return [key.strip() for key in value.split(",") if key.strip()] if isinstance(value, str) else value
+
+    def keys(self) -> frozenset[str]:
+        keys = {key.get_secret_value() for key in self.api_keys}
+        if self.api_keys_file is not None:
+            keys |= {line.strip() for line in self.api_keys_file.read_text().splitlines() if line.strip()}
+        return frozenset(keys)
+
+
+class LimitSettings(_Section):
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="larger request bodies get 413")
+
+
+class LoggingSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = True
+    log_checked_text: bool = Field(default=False, description="include checked text in the log (never by default)")
+
+
+class UpstreamSettings(_Section):
+    """The LLM behind the guarded chat proxy (issue #12)."""
+
+    url: str | None = Field(default=None, description="OpenAI-compatible base URL of the main LLM")
+    api_key: SecretStr | None = Field(default=None, description="key sent upstream when the client's is not")
+    pass_client_key: bool = Field(default=True, description="forward the client's bearer key upstream")
+
+
+class GatewayConfig(_Section):
+    """Every setting of the gateway; `deploy/gateway.example.yaml` shows them with their defaults."""
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
+    guard: GuardSettings = GuardSettings()
+    policy: PolicySettings = PolicySettings()
+    moderations: ModerationSettings = ModerationSettings()
+    cache: CacheSettings = CacheSettings()
+    auth: AuthSettings = AuthSettings()
+    limits: LimitSettings = LimitSettings()
+    logging: LoggingSettings = LoggingSettings()
+    upstream: UpstreamSettings = UpstreamSettings()
+
+
+def _field_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    """Every leaf field's dotted path and annotation."""
+    paths: dict[tuple[str, ...], Any] = {}
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            paths |= _field_paths(annotation, (*prefix, name))
+        else:
+            paths[(*prefix, name)] = annotation
+    return paths
+
+
+FIELD_PATHS = _field_paths(GatewayConfig)
+
+
+def _parse_scalar(path: tuple[str, ...], text: str) -> Any:
+    """A flag's or variable's text as YAML would read it; a list field also takes `a,b,c`."""
+    annotation = FIELD_PATHS[path]
+    if get_origin(annotation) in (list, tuple) and not text.lstrip().startswith("["):
+        return [part.strip() for part in text.split(",") if part.strip()]
+    if {str, SecretStr} & {annotation, *get_args(annotation)}:
+        return text  # a key or URL stays text even when it looks like a number or `null`
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _set(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        node = tree.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{'.'.join(path)}: {key} is not a section")
+        tree = node
+    tree[path[-1]] = value
+
+
+def _path(dotted: str, source: str) -> tuple[str, ...]:
+    path = tuple(dotted.split("."))
+    if path not in FIELD_PATHS:
+        raise ConfigError(f"{source}: unknown configuration field {dotted!r}")
+    return path
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, str]:
+    """`GUARD_GATEWAY_*` variables as dotted paths; an unknown one is an error (a typo must not pass)."""
+    found = {}
+    for name, value in environ.items():
+        if name.startswith(ENV_PREFIX):
+            dotted = name[len(ENV_PREFIX) :].lower().replace(ENV_NESTING, ".")
+            _path(dotted, f"environment variable {name}")
+            found[dotted] = value
+    return found
+
+
+def env_name(dotted: str) -> str:
+    return ENV_PREFIX + dotted.upper().replace(".", ENV_NESTING)
+
+
+def load_config(
+    path: Path | str | None = None,
+    overrides: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> GatewayConfig:
+    """The configuration from a YAML file (optional), `GUARD_GATEWAY_*` variables and overrides.
+
+    `overrides` maps dotted field paths (`guard.url`) to their text, as given on the command line.
+    """
+    tree: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read the configuration file {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        tree = loaded or {}
+    layers = [
+        (env_overrides(os.environ if environ is None else environ), "environment"),
+        (dict(overrides or {}), "command line"),
+    ]
+    for layer, source in layers:
+        for dotted, text in layer.items():
+            field_path = _path(dotted, source)
+            _set(tree, field_path, _parse_scalar(field_path, text))
+    try:
+        return GatewayConfig.model_validate(tree)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or '(top level)'}: {error['msg']}" for error in exc.errors()
+        )
+        where = f" in {path}" if path is not None else ""
+        raise ConfigError(f"invalid gateway configuration{where}: {problems}") from None

@@ -1,0 +1,35 @@
+"""Wire models of LiteLLM's generic guardrail API (`guardrail: generic_guardrail_api`)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class InputType(StrEnum):
+    REQUEST = "request"
+    RESPONSE = "response"
+
+
+class GuardrailAction(StrEnum):
+    BLOCKED = "BLOCKED"
+    NONE = "NONE"
+    GUARDRAIL_INTERVENED = "GUARDRAIL_INTERVENED"
+
+
+class GuardrailRequest(BaseModel):
+    # LiteLLM sends more context (request_data, request_headers, ids, tools); only these are read.
+    model_config = ConfigDict(extra="ignore")
+
+    input_type: InputType
+    texts: list[str] = Field(default_factory=list)
+    structured_messages: list[dict[str, Any]] | None = None
+    model: str | None = None
+
+
+class GuardrailResponse(BaseModel):
+    action: GuardrailAction
+    blocked_reason: str | None = None
+    texts: list[str] | None = None
