@@ -15,7 +15,7 @@ import sys
 import uvicorn
 
 from guard_gateway.app import create_app
-from guard_gateway.config import ConfigError, GatewayConfig, load_config
+from guard_gateway.config import ConfigError, GatewayConfig, example_yaml, load_config
 
 #: The named flags and the configuration field each one sets.
 SHORTCUTS = {
@@ -49,6 +49,11 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(args: argparse.Namespace) -> int:
+    print(example_yaml(), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m guard_gateway", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="action", required=True)
@@ -60,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--set", action="append", metavar="FIELD=VALUE", help="any field, e.g. cache.enabled=false")
     serve.set_defaults(run=_serve)
+    config = sub.add_parser("config", help="print every configuration field with its default, as YAML")
+    config.set_defaults(run=_config)
     return parser
 
 

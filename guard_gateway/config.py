@@ -58,9 +58,9 @@ class ModerationSettings(_Section):
 
 
 class CacheSettings(_Section):
-    enabled: bool = True
-    max_entries: int = Field(default=10_000, ge=1)
-    ttl_seconds: float = Field(default=3600.0, gt=0)
+    enabled: bool = Field(default=True, description="greedy decoding makes a verdict a function of its prompt")
+    max_entries: int = Field(default=10_000, ge=1, description="verdicts kept; the least recently used go first")
+    ttl_seconds: float = Field(default=3600.0, gt=0, description="seconds a verdict is kept")
 
 
 class AuthSettings(_Section):
@@ -86,8 +86,8 @@ class LimitSettings(_Section):
 
 
 class LoggingSettings(_Section):
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    access_log: bool = True
+    level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="log level")
+    access_log: bool = Field(default=True, description="one line per request: method, path, status, time")
     log_checked_text: bool = Field(default=False, description="include checked text in the log (never by default)")
 
 
@@ -102,16 +102,16 @@ class UpstreamSettings(_Section):
 class GatewayConfig(_Section):
     """Every setting of the gateway; `deploy/gateway.example.yaml` shows them with their defaults."""
 
-    host: str = "0.0.0.0"
-    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
-    guard: GuardSettings = GuardSettings()
-    policy: PolicySettings = PolicySettings()
-    moderations: ModerationSettings = ModerationSettings()
-    cache: CacheSettings = CacheSettings()
-    auth: AuthSettings = AuthSettings()
-    limits: LimitSettings = LimitSettings()
-    logging: LoggingSettings = LoggingSettings()
-    upstream: UpstreamSettings = UpstreamSettings()
+    host: str = Field(default="0.0.0.0", description="address to listen on")
+    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535, description="port to listen on")
+    guard: GuardSettings = Field(default=GuardSettings(), description="the guard server and how to call it")
+    policy: PolicySettings = Field(default=PolicySettings(), description="verdict -> allow, annotate or block")
+    moderations: ModerationSettings = Field(default=ModerationSettings(), description="/v1/moderations")
+    cache: CacheSettings = Field(default=CacheSettings(), description="the verdict cache (LRU, bounded in age)")
+    auth: AuthSettings = Field(default=AuthSettings(), description="client bearer keys")
+    limits: LimitSettings = Field(default=LimitSettings(), description="request limits")
+    logging: LoggingSettings = Field(default=LoggingSettings(), description="logs")
+    upstream: UpstreamSettings = Field(default=UpstreamSettings(), description="the main LLM (chat proxy)")
 
 
 def _field_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
@@ -209,3 +209,39 @@ def load_config(
         )
         where = f" in {path}" if path is not None else ""
         raise ConfigError(f"invalid gateway configuration{where}: {problems}") from None
+
+
+def _yaml_value(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if isinstance(value, Path):
+        value = str(value)
+    if isinstance(value, tuple):
+        value = list(value)
+    if isinstance(value, dict):
+        value = {str(k): str(v) for k, v in value.items()}
+    if isinstance(value, str) and type(value) is not str:  # StrEnum
+        value = str(value)
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("\n...").strip()
+
+
+def example_yaml() -> str:
+    """The defaults as a commented YAML file (`deploy/gateway.example.yaml`, pinned by a test)."""
+    lines = [
+        "# guard_gateway configuration: every field with its default (generated: python -m guard_gateway config).",
+        f"# Each field can also be set by {ENV_PREFIX}<SECTION>__<FIELD> or --set section.field=value.",
+    ]
+
+    def walk(model: BaseModel, indent: str) -> None:
+        for name, info in type(model).model_fields.items():
+            value = getattr(model, name)
+            if info.description:
+                lines.append(f"{indent}# {info.description}")
+            if isinstance(value, BaseModel):
+                lines.append(f"{indent}{name}:")
+                walk(value, indent + "  ")
+            else:
+                lines.append(f"{indent}{name}: {_yaml_value(value)}")
+
+    walk(GatewayConfig(), "")
+    return "\n".join(lines) + "\n"

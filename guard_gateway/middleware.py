@@ -34,17 +34,25 @@ class BodyLimitMiddleware:
                 await _send_error(send, BodyTooLarge(self.max_bytes))
                 return
         seen = 0
+        refused = False
 
         async def limited() -> Message:
-            nonlocal seen
+            # Past the limit: answer 413 now and tell the app the client left, so it stops reading.
+            nonlocal seen, refused
             message = await receive()
-            if message["type"] == "http.request":
+            if message["type"] == "http.request" and not refused:
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                    refused = True
+                    await _send_error(send, BodyTooLarge(self.max_bytes))
+                    return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, limited, send)
+        async def guarded_send(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, limited, guarded_send)
 
 
 async def _send_error(send: Send, error: BodyTooLarge) -> None:

@@ -48,8 +48,8 @@ class PolicySettings(BaseModel):
         default=FailurePolicy.FAIL_CLOSED, description="fail_closed answers 503; fail_open lets through, marked"
     )
     retry_after_seconds: int = Field(default=5, ge=0, description="Retry-After of a 503 guard_unavailable")
-    prompt: DirectionPolicy = DirectionPolicy()
-    response: DirectionPolicy = DirectionPolicy()
+    prompt: DirectionPolicy = Field(default=DirectionPolicy(), description="actions for prompts (user turns)")
+    response: DirectionPolicy = Field(default=DirectionPolicy(), description="actions for responses")
 
     def for_mode(self, mode: GuardMode) -> DirectionPolicy:
         return self.prompt if mode is GuardMode.PROMPT else self.response

@@ -28,10 +28,14 @@ class FakeVLLM:
     )
     script: list[httpx.Response | Exception] = field(default_factory=list)
     calls: list[tuple[str, dict[str, Any] | None]] = field(default_factory=list)
+    #: While True every request fails as a refused connection (a guard that is down).
+    down: bool = False
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else None
         self.calls.append((request.url.path, body))
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
         if self.script:
             item = self.script.pop(0)
             if isinstance(item, Exception):
@@ -45,9 +49,11 @@ class FakeVLLM:
         if path == "/tokenize":
             return httpx.Response(200, json=self._tokenize(body or {}))
         if path == "/v1/chat/completions":
-            return httpx.Response(
-                200, json={"choices": [{"message": {"content": self.reply(body or {})}, "finish_reason": "stop"}]}
-            )
+            content = self.reply(body or {})
+            choice: dict[str, Any] = {"message": {"content": content}, "finish_reason": "stop"}
+            if (body or {}).get("logprobs"):
+                choice["logprobs"] = {"content": self._chat_logprobs(content)}
+            return httpx.Response(200, json={"choices": [choice]})
         if path == "/v1/completions" and (body or {}).get("max_tokens") != 1:
             # The verdict-first follow-up: continue `reply`'s answer after the prompt's "Categories:".
             answer = self.reply(body or {})
@@ -62,6 +68,18 @@ class FakeVLLM:
             logprobs = {"tokens": [token], "token_logprobs": [top[token]], "top_logprobs": [top]}
             return httpx.Response(200, json={"choices": [{"text": " " + chosen, "logprobs": logprobs}]})
         return httpx.Response(404, json={"error": {"message": f"no route {path}"}})
+
+    def _chat_logprobs(self, content: str) -> list[dict[str, Any]]:
+        """Logprobs of "Safety:" and the verdict token (`verdict_probs`), as vLLM returns them with token ids."""
+        word = content.split("\n")[0].removeprefix("Safety:").strip()
+        top = [{"token": f"token_id:{VERDICT_IDS[w]}", "logprob": math.log(p)} for w, p in self.verdict_probs.items()]
+        head = [
+            {"token": f"token_id:{PREFIX_IDS[0]}", "bytes": list(b"Safety"), "logprob": 0.0, "top_logprobs": []},
+            {"token": f"token_id:{PREFIX_IDS[1]}", "bytes": list(b":"), "logprob": 0.0, "top_logprobs": []},
+        ]
+        chosen = f"token_id:{VERDICT_IDS[word]}"
+        logprob = math.log(self.verdict_probs[word])
+        return [*head, {"token": chosen, "bytes": list(f" {word}".encode()), "logprob": logprob, "top_logprobs": top}]
 
     def _tokenize(self, body: dict[str, Any]) -> dict[str, Any]:
         prompt = body.get("prompt", "")
