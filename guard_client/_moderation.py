@@ -1,4 +1,4 @@
-"""Verdicts in the shape of OpenAI's `/v1/moderations` `results[]` item.
+"""Verdicts in the shape of OpenAI's `/v1/moderations` result: one typed model, built by one function.
 
 Mapping from Qwen3Guard-Gen's labels to OpenAI's category keys (documented in the README):
 
@@ -17,12 +17,13 @@ counterpart and always read false/0.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from guard_client._labels import Category, Strictness
+from openai.types import Moderation
+from pydantic import BaseModel, ConfigDict
 
-if TYPE_CHECKING:
-    from guard_client._verdict import Verdict
+from guard_client._labels import Category, GuardMode, Strictness
+from guard_client._verdict import FailurePolicy, Scores, Verdict
 
 OPENAI_CATEGORIES = (
     "harassment",
@@ -52,23 +53,60 @@ QWEN_TO_OPENAI: dict[Category, tuple[str, ...]] = {
 }
 
 
-def to_openai_moderation(verdict: Verdict, strictness: Strictness = Strictness.STRICT) -> dict[str, Any]:
+class Qwen3GuardModeration(BaseModel):
+    """The `qwen3guard` extension on each result: what OpenAI's schema cannot carry."""
+
+    model_config = ConfigDict(frozen=True)
+
+    mode: GuardMode
+    #: Safe / Unsafe / Controversial; None when the guard did not decide.
+    severity: str | None
+    labels: list[str]
+    refusal: bool | None
+    scores: Scores | None
+    strictness: Strictness
+    error: str | None = None
+    error_type: str | None = None
+    #: Set when the result comes from a failure policy (the guard did not decide).
+    policy: FailurePolicy | None = None
+    unmapped_labels: list[str] = []
+
+
+class ModerationResult(Moderation):
+    """One `results[]` item of `/v1/moderations`: OpenAI's `Moderation` plus the `qwen3guard` extension."""
+
+    qwen3guard: Qwen3GuardModeration
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON object as OpenAI's API sends it (slash keys such as `self-harm/intent`)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def to_openai_moderation(verdict: Verdict, strictness: Strictness | str = Strictness.STRICT) -> ModerationResult:
+    """The moderation result for `verdict`: `flagged` and the categories follow `strictness`."""
+    strictness = Strictness(strictness)
     flagged = verdict.flagged(strictness)
     # A category's score is the probability that the text is flagged when the model named it;
     # without logprobs it is 1.0 for named categories.
     score = verdict.scores.unsafe_score(strictness) if verdict.scores else 1.0
     hit = {key for category in verdict.categories for key in QWEN_TO_OPENAI[category]} if flagged else set()
-    return {
-        "flagged": flagged,
-        "categories": {key: key in hit for key in OPENAI_CATEGORIES},
-        "category_scores": {key: (score if key in hit else 0.0) for key in OPENAI_CATEGORIES},
-        "category_applied_input_types": {key: ["text"] for key in OPENAI_CATEGORIES},
-        "qwen3guard": {
-            "mode": verdict.mode.value,
-            "severity": verdict.safety.value if verdict.safety else None,
-            "labels": [c.value for c in verdict.categories],
-            "refusal": verdict.refusal,
-            "scores": verdict.scores.model_dump() if verdict.scores else None,
-            "error": verdict.error,
-        },
-    }
+    return ModerationResult.model_validate(
+        {
+            "flagged": flagged,
+            "categories": {key: key in hit for key in OPENAI_CATEGORIES},
+            "category_scores": {key: (score if key in hit else 0.0) for key in OPENAI_CATEGORIES},
+            "category_applied_input_types": {key: ["text"] for key in OPENAI_CATEGORIES},
+            "qwen3guard": Qwen3GuardModeration(
+                mode=verdict.mode,
+                severity=verdict.safety.value if verdict.safety else None,
+                labels=[c.value for c in verdict.categories],
+                refusal=verdict.refusal,
+                scores=verdict.scores,
+                strictness=strictness,
+                error=verdict.error,
+                error_type=verdict.error_type,
+                policy=verdict.policy,
+                unmapped_labels=verdict.unmapped_labels,
+            ),
+        }
+    )

@@ -1,18 +1,17 @@
-"""The Qwen3Guard-Gen guard prompt, rendered exactly as the model's chat template renders it.
+"""The Qwen3Guard-Gen guard prompt, rendered exactly as the model's own chat template renders it.
 
-The text pieces below are the single source of truth: `render_guard_prompt` uses them directly
-(fast, no Jinja), and `chat_template_jinja()` builds the Jinja chat template that the stand-in
-model ships from the very same pieces, so the server and the client can never drift apart.
-Golden renders in the shared reference pin both.
+The text pieces below are the single source of truth for the prompt's wording: `render_conversation`
+uses them directly (fast, no Jinja), and `chat_template_jinja()` builds the Jinja chat template the
+stand-in model ships from the very same pieces. Both follow the model's own template rule for rule;
+the tests render that template (`shared/reference/chat_template.jinja`), the independent reference,
+against both on generated conversations, and the golden renders pin the bytes.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-from guard_client._errors import GuardInputError
 from guard_client._labels import CATEGORIES_BY_MODE, GuardMode
 
 _SUBJECT = {GuardMode.PROMPT: "USER's query", GuardMode.RESPONSE: "ASSISTANT's response"}
@@ -84,87 +83,56 @@ HEADS: dict[GuardMode, str] = {mode: _head(mode) for mode in GuardMode}
 TAILS: dict[GuardMode, str] = {mode: _tail(mode) for mode in GuardMode}
 
 
-def content_text(content: Any) -> str:
-    """Flatten a message's content to the string the template concatenates.
-
-    Multi-part (OpenAI content-array) content is joined with newlines and empty parts are
-    skipped, as vLLM does for templates that take string content; a non-text part is refused.
-    """
-    if isinstance(content, str):
-        return content
-    if isinstance(content, Sequence) and not isinstance(content, (bytes, bytearray)):
-        texts = []
-        for part in content:
-            if isinstance(part, str):
-                texts.append(part)
-            elif isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str):
-                texts.append(part["text"])
-            else:
-                kind = part.get("type") if isinstance(part, Mapping) else type(part).__name__
-                raise GuardInputError(f"message content part of type {kind!r} is not text; the guard reads text only")
-        return "\n".join(text for text in texts if text)
-    raise GuardInputError(f"message content must be a string or a list of text parts, not {type(content).__name__}")
-
-
-def guard_mode(messages: Sequence[Mapping[str, Any]]) -> GuardMode:
+def mode_of(messages: Sequence[Mapping[str, str]]) -> GuardMode:
     """The mode the template picks: prompt moderation when the last message is the user's."""
-    if not messages:
-        raise GuardInputError("a guard check needs at least one message")
-    return GuardMode.PROMPT if messages[-1].get("role") == "user" else GuardMode.RESPONSE
+    return GuardMode.PROMPT if messages[-1]["role"] == "user" else GuardMode.RESPONSE
 
 
-def _conversation(messages: Sequence[Mapping[str, Any]]) -> str:
+def render_conversation(mode: GuardMode, messages: Sequence[Mapping[str, str]]) -> str:
+    """The guard prompt for messages whose content is already text, rule for rule as the model's template:
+
+    the first message shows only when it is the system's or the user's (as `USER: `); a user message
+    right after a system message is appended without a prefix; later assistant and user messages get
+    `ASSISTANT: ` / `USER: `; any other role (tool results, a later system message) is not shown.
+    """
     parts: list[str] = []
-    previous_role = None
     for index, message in enumerate(messages):
-        if not isinstance(message, Mapping) or "role" not in message:
-            raise GuardInputError(f"message {index} must be a mapping with a 'role' and 'content'")
-        role = message["role"]
-        text = content_text(message.get("content"))
-        if index == 0 and role in ("system", "user"):
-            parts.append("USER: " + text)
-        elif role == "user" and previous_role == "system":
+        role, text = message["role"], message["content"]
+        if index == 0:
+            if role in ("system", "user"):
+                parts.append("USER: " + text)
+        elif role == "user" and messages[index - 1]["role"] == "system":
             parts.append("\n\n" + text)
         elif role == "assistant":
             parts.append("\n\nASSISTANT: " + text)
         elif role == "user":
             parts.append("\n\nUSER: " + text)
-        previous_role = role
-    return "".join(parts)
-
-
-def render_guard_prompt(messages: Sequence[Mapping[str, Any]]) -> str:
-    """Render the guard prompt for `messages` byte-for-byte as Qwen3Guard-Gen's chat template does."""
-    mode = guard_mode(messages)
-    return HEADS[mode] + _conversation(messages) + TAILS[mode]
+    return HEADS[mode] + "".join(parts) + TAILS[mode]
 
 
 def chat_template_jinja() -> str:
     """The Jinja chat template shipped with the stand-in model, built from the pieces above.
 
-    It follows the same rules as `render_guard_prompt`; a test renders both for many conversations.
-    Content arrays are flattened by vLLM (string content format) before the template sees them.
+    Its structure is the model's own template's; content arrays are flattened by vLLM (string content
+    format) before the template sees them.
     """
     q = json.dumps
     return (
         "{%- if messages | length > 0 -%}\n"
         "{%- if messages[-1]['role'] == 'user' -%}"
-        f"{{{{- {q(HEADS[GuardMode.PROMPT])} -}}}}"
+        f"{{{{- {q(HEADS[GuardMode.PROMPT])} -}}}}{{%- set tail = {q(TAILS[GuardMode.PROMPT])} -%}}"
         "{%- else -%}"
-        f"{{{{- {q(HEADS[GuardMode.RESPONSE])} -}}}}"
+        f"{{{{- {q(HEADS[GuardMode.RESPONSE])} -}}}}{{%- set tail = {q(TAILS[GuardMode.RESPONSE])} -%}}"
         "{%- endif -%}\n"
         "{%- for message in messages -%}\n"
-        "{%- if loop.first and message['role'] in ['system', 'user'] -%}{{- 'USER: ' + message['content'] -}}\n"
-        "{%- elif message['role'] == 'user' and loop.previtem['role'] == 'system' -%}"
+        "{%- if loop.first -%}"
+        "{%- if message['role'] in ['system', 'user'] -%}{{- 'USER: ' + message['content'] -}}{%- endif -%}\n"
+        "{%- elif message['role'] == 'user' and messages[loop.index0 - 1]['role'] == 'system' -%}"
         "{{- '\\n\\n' + message['content'] -}}\n"
         "{%- elif message['role'] == 'assistant' -%}{{- '\\n\\nASSISTANT: ' + message['content'] -}}\n"
         "{%- elif message['role'] == 'user' -%}{{- '\\n\\nUSER: ' + message['content'] -}}\n"
         "{%- endif -%}\n"
         "{%- endfor -%}\n"
-        "{%- if messages[-1]['role'] == 'user' -%}"
-        f"{{{{- {q(TAILS[GuardMode.PROMPT])} -}}}}"
-        "{%- else -%}"
-        f"{{{{- {q(TAILS[GuardMode.RESPONSE])} -}}}}"
-        "{%- endif -%}\n"
+        "{{- tail -}}\n"
         "{%- endif -%}\n"
     )

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from guard_client._errors import GuardParseError
+from guard_client._errors import GuardError, GuardParseError
 from guard_client._labels import CATEGORIES_BY_MODE, Category, GuardMode, Safety, Strictness
+from guard_client._locate import Location
 
 
 class FailurePolicy(StrEnum):
@@ -56,7 +56,15 @@ class Verdict(BaseModel):
     raw: str = ""
     scores: Scores | None = None
     error: str | None = None
+    #: The `GuardError` subclass behind `error` (e.g. "GuardTimeoutError"): what kind of failure it was.
+    error_type: str | None = None
     policy: FailurePolicy | None = Field(default=None, description="set when the verdict comes from the failure policy")
+    #: Labels in the answer that name no category of this mode (unknown, or prompt-only in response mode).
+    unmapped_labels: list[str] = Field(default_factory=list)
+    #: What the parser could not read beside a valid `Safety:` line; the verdict stands regardless.
+    warnings: list[str] = Field(default_factory=list)
+    #: Where in the checked text a flagged verdict comes from (`locate=True`).
+    location: Location | None = None
 
     @property
     def decided(self) -> bool:
@@ -74,16 +82,25 @@ class Verdict(BaseModel):
         return self.safety is Safety.CONTROVERSIAL and Strictness(strictness) is Strictness.STRICT
 
     @classmethod
-    def undecided(cls, mode: GuardMode, error: str, policy: FailurePolicy, raw: str = "") -> Verdict:
-        return cls(mode=mode, safety=None, raw=raw, error=error, policy=policy)
+    def undecided(
+        cls,
+        mode: GuardMode,
+        error: str,
+        policy: FailurePolicy | None,
+        raw: str = "",
+        error_type: str | None = None,
+    ) -> Verdict:
+        """A verdict the guard did not make: `safety` is None, and it is flagged unless `policy` is fail_open."""
+        return cls(mode=mode, safety=None, raw=raw, error=error, error_type=error_type, policy=policy)
 
-    def to_openai_moderation(self) -> dict[str, Any]:
-        from guard_client._moderation import to_openai_moderation
+    @classmethod
+    def from_error(cls, mode: GuardMode, error: GuardError, policy: FailurePolicy | None) -> Verdict:
+        """The undecided verdict that stands for `error` (the one shape of a failed item in a batch)."""
+        raw = error.raw if isinstance(error, GuardParseError) else ""
+        return cls.undecided(mode, str(error), policy, raw, type(error).__name__)
 
-        return to_openai_moderation(self)
 
-
-_KEY_LINE = re.compile(r"^\s*(safety|categories|refusal)\s*:\s*(.*?)\s*$", re.IGNORECASE | re.MULTILINE)
+_KEY_LINE = re.compile(r"^[ \t]*(safety|categories|refusal)[ \t]*:[ \t]*(.*?)\s*$", re.IGNORECASE | re.MULTILINE)
 _SAFETY = {s.value.lower(): s for s in Safety}
 _CATEGORY = {c.value.lower(): c for c in Category}
 _REFUSAL = {"yes": True, "no": False}
@@ -99,9 +116,11 @@ def _single(values: list[str], key: str, raw: str) -> str | None:
 def parse_verdict(text: str, mode: GuardMode | str) -> Verdict:
     """Parse the model's raw output by key into a `Verdict`.
 
-    Tolerates surrounding whitespace, extra lines, reordered lines and lists of categories.
-    A missing or invalid `Safety:` line, an unknown category, or a category the mode does not
-    allow raises `GuardParseError`: output that cannot be read is never taken as Safe.
+    Tolerates surrounding whitespace, extra lines, reordered lines and lists of categories. The
+    `Safety:` line decides: output without exactly one valid verdict word raises `GuardParseError`
+    (it is never taken as Safe). Beside a valid one, labels that name no category of this mode and
+    an unreadable `Refusal:` line are kept in `unmapped_labels` and `warnings`; they never discard
+    the verdict (under a fail-open policy that would let an Unsafe answer through).
     """
     mode = GuardMode(mode)
     found: dict[str, list[str]] = {"safety": [], "categories": [], "refusal": []}
@@ -116,25 +135,38 @@ def parse_verdict(text: str, mode: GuardMode | str) -> Verdict:
         raise GuardParseError(f"unknown safety value {safety_text!r}", text)
 
     categories: list[Category] = []
-    category_text = _single(found["categories"], "Categories", text)
-    if category_text is not None:
-        labels = [label.strip() for label in category_text.split(",")]
-        if [label.lower() for label in labels] != ["none"]:
-            allowed = CATEGORIES_BY_MODE[mode]
-            for label in labels:
-                category = _CATEGORY.get(label.lower())
-                if category is None:
-                    raise GuardParseError(f"unknown category {label!r}", text)
-                if category not in allowed:
-                    raise GuardParseError(f"category {label!r} does not apply to {mode.value} moderation", text)
-                if category not in categories:
-                    categories.append(category)
+    unmapped: list[str] = []
+    warnings: list[str] = []
+    allowed = CATEGORIES_BY_MODE[mode]
+    for line in found["categories"]:
+        labels = [label.strip() for label in line.split(",") if label.strip()]
+        if [label.lower() for label in labels] == ["none"]:
+            continue
+        for label in labels:
+            category = _CATEGORY.get(label.lower())
+            if category is None or category not in allowed:
+                why = "unknown category" if category is None else f"not a category of {mode.value} moderation:"
+                warnings.append(f"{why} {label!r}")
+                unmapped.append(label)
+            elif category not in categories:
+                categories.append(category)
 
     refusal: bool | None = None
-    refusal_text = _single(found["refusal"], "Refusal", text)
-    if mode is GuardMode.RESPONSE and refusal_text is not None:
-        if refusal_text.lower() not in _REFUSAL:
-            raise GuardParseError(f"unknown refusal value {refusal_text!r}", text)
-        refusal = _REFUSAL[refusal_text.lower()]
+    if mode is GuardMode.RESPONSE:
+        answers = {_REFUSAL.get(value.lower()) for value in found["refusal"]}
+        if not found["refusal"]:
+            warnings.append("no 'Refusal:' line")
+        elif None in answers or len(answers) > 1:
+            warnings.append(f"unreadable 'Refusal:' line(s) {found['refusal']}")
+        else:
+            refusal = answers.pop()
 
-    return Verdict(mode=mode, safety=safety, categories=categories, refusal=refusal, raw=text)
+    return Verdict(
+        mode=mode,
+        safety=safety,
+        categories=categories,
+        refusal=refusal,
+        raw=text,
+        unmapped_labels=unmapped,
+        warnings=warnings,
+    )

@@ -12,8 +12,15 @@ from typing import Any
 
 import httpx
 
-from guard_client import AsyncGuardClient, FailurePolicy, GuardError, Verdict
-from guard_gateway._contract import GuardInput, GuardInputError, check_many, error_type, prepare_input
+from guard_client import (
+    AsyncGuardClient,
+    FailurePolicy,
+    GuardError,
+    GuardInput,
+    GuardInputError,
+    Verdict,
+    prepare_input,
+)
 from guard_gateway.cache import CacheKey, VerdictCache
 from guard_gateway.config import GuardSettings
 from guard_gateway.errors import InvalidRequest
@@ -85,8 +92,10 @@ class Guard:
             if self._log_text:
                 log.info("checking %s", [item.messages for item in missing.values()])
             started = time.perf_counter()
-            verdicts = await check_many(
-                self.client, list(missing.values()), concurrency=self.settings.concurrency, **self._options
+            verdicts = await self.client.check_many(
+                [item.message_list() for item in missing.values()],
+                concurrency=self.settings.concurrency,
+                **self._options,
             )
             self._metrics.guard_latency.observe(time.perf_counter() - started)
             for key, verdict in zip(missing, verdicts, strict=True):
@@ -94,11 +103,11 @@ class Guard:
                 if verdict.decided:
                     if self._cache is not None:
                         self._cache.put(key, verdict)
-                elif error_type(verdict) != _INPUT_ERROR:
-                    self._metrics.guard_errors.labels(error_type(verdict) or "GuardError").inc()
+                elif verdict.error_type != _INPUT_ERROR:
+                    self._metrics.guard_errors.labels(verdict.error_type or "GuardError").inc()
         results = [found[key] for key in keys]
         for param, verdict in zip(params, results, strict=True):
-            if error_type(verdict) == _INPUT_ERROR:
+            if verdict.error_type == _INPUT_ERROR:
                 raise InvalidRequest(f"Invalid value for {param!r}: {verdict.error}", param=param)
         for verdict in results:
             self._count(verdict, endpoint)

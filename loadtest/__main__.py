@@ -3,6 +3,7 @@
 python -m loadtest run [--url URL] [--steps 1,2,4,8,16] [--slo-p95-ms MS] ...   (make loadtest)
 python -m loadtest bench [--arms ...] [--report-dir loadtest/reports]            (make bench)
 python -m loadtest bench-serve                                                   (make bench-serve)
+python -m loadtest locate-bench [--url URL]                 extra checks and latency of locate per flagged item
 """
 
 from __future__ import annotations
@@ -126,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, default=0)
     serve.add_argument("--out", type=Path, help="JSON path (default: loadtest/results/bench-serve-<timestamp>.json)")
     serve.set_defaults(handler=_bench_serve)
+
+    from loadtest import locate_bench
+
+    located = sub.add_parser("locate-bench", help="extra checks and latency per flagged item with and without locate")
+    locate_bench.add_arguments(located)
+    located.set_defaults(handler=locate_bench.run)
     return parser
 
 

@@ -103,18 +103,6 @@ def build_workload(config: BenchConfig) -> Workload:
     return Workload(items, warmup, sources)
 
 
-async def verdict_token_ids(http: httpx.AsyncClient) -> dict[str, int]:
-    """First token of each verdict word after 'Safety:', found the way the client finds it."""
-
-    async def ids(text: str) -> list[int]:
-        reply = await http.post("/tokenize", json={"prompt": text, "add_special_tokens": False})
-        reply.raise_for_status()
-        return [int(t) for t in reply.json()["tokens"]]
-
-    head = await ids("Safety:")
-    return {word: (await ids(f"Safety: {word}"))[len(head)] for word in ("Safe", "Unsafe")}
-
-
 # -- servers ------------------------------------------------------------------------------------
 
 
@@ -233,7 +221,7 @@ class ServerSession:
         return runs
 
     async def client_runs(self, kind: str, sweep: Sequence[int]) -> list[dict[str, Any]]:
-        from guard_client import AsyncGuardClient
+        from guard_client import AsyncGuardClient, CheckOptions, Safety
 
         transport = InstrumentedTransport()
         runs = []
@@ -243,14 +231,18 @@ class ServerSession:
                 self.url, transport=transport, min_verdict_mass=0, timeout=HTTP_TIMEOUT, max_retries=0
             ) as client,
         ):
-            tokens = await verdict_token_ids(http)
-            options = {"verdict_only": True} if kind == "verdict-first" else {"constrain": True}
+            tokens = (await client.verdict_tokens()).ids
+            options = CheckOptions(verdict_only=True) if kind == "verdict-first" else CheckOptions(constrain=True)
+            if self.standin:
+                # Random weights pick among the allowed tokens at random and tend to write three long
+                # category names (30+ tokens); the real model names one (9-13 tokens): what it costs.
+                options["max_categories"] = 1
 
             async def check(item: GuardItem) -> CheckOutcome:
                 pin = None
                 if kind == "verdict-first":
-                    pin = tokens["Unsafe"] if item.harmful else tokens["Safe"]
-                return await instrumented_check(client, item, pin, self.standin, **options)
+                    pin = tokens[Safety.UNSAFE] if item.harmful else tokens[Safety.SAFE]
+                return await instrumented_check(client, item, pin, **options)
 
             for mode in ("prompt", "response"):
                 for item in self.workload.warmup[mode]:  # also loads the client's server facts and token ids

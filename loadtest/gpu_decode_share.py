@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     texts = texts[: args.count]
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     tokenizer.padding_side = "left"
-    prompts = [tokenizer.apply_chat_template([{"role": "user", "content": t}], tokenize=False) for t in texts]
+    # tokenize=False returns the rendered text; transformers types it as any of its return shapes.
+    prompts = [str(tokenizer.apply_chat_template([{"role": "user", "content": t}], tokenize=False)) for t in texts]
     torch.manual_seed(0)
     config = AutoConfig.from_pretrained(args.model_dir)
     model = AutoModelForCausalLM.from_config(config).to(device=args.device, dtype=torch.bfloat16).eval()

@@ -22,11 +22,10 @@ import random
 import time
 from typing import Any
 
-import httpx
 from locust import FastHttpUser, LoadTestShape, constant, events, task
 from locust.env import Environment
 
-from guard_client import STANDIN_MARKER, GuardMode, GuardParseError, parse_verdict
+from guard_client import DEFAULT_MODEL, ENV_API_KEY, ENV_MODEL, GuardClient, GuardMode, GuardParseError, parse_verdict
 from loadtest.corpus import DEFAULT_SAMPLE, GuardItem, load_corpus
 from loadtest.mix import CheckMix, check_name, parse_steps
 from loadtest.summary import PARSE_FAILURE, TTFT
@@ -51,7 +50,7 @@ def _options(parser: Any) -> None:
         help="free: plain greedy generation, as the client sends; constrained: the client's verdict grammar; "
         "auto: constrained for a random-weight stand-in (its free output never parses), free otherwise",
     )
-    group.add_argument("--guard-model", default=os.environ.get("GUARD_MODEL", "qwen3guard"))
+    group.add_argument("--guard-model", default=os.environ.get(ENV_MODEL, DEFAULT_MODEL))
     group.add_argument("--guard-steps", default="1,2,4,8,16", help="users in each step of the ramp")
     group.add_argument("--guard-step-seconds", type=float, default=16.0, help="how long each step lasts")
     group.add_argument("--guard-seed", type=int, default=0, help="seed for the choice of texts")
@@ -62,10 +61,8 @@ _user_numbers = itertools.count()
 
 
 def serves_standin(host: str, model: str, api_key: str | None) -> bool:
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    reply = httpx.get(f"{host.rstrip('/')}/v1/models", headers=headers, timeout=30.0)
-    reply.raise_for_status()
-    return any(m.get("id") == model and STANDIN_MARKER in str(m.get("root", "")) for m in reply.json()["data"])
+    with GuardClient(host, api_key=api_key, model=model) as client:
+        return client.server_info().is_standin
 
 
 @events.test_start.add_listener
@@ -76,7 +73,7 @@ def _build_workload(environment: Environment, **_: Any) -> None:
         return
     decoding = options.guard_decoding
     if decoding == "auto":
-        standin = serves_standin(environment.host, options.guard_model, os.environ.get("GUARD_API_KEY"))
+        standin = serves_standin(environment.host, options.guard_model, os.environ.get(ENV_API_KEY))
         decoding = "constrained" if standin else "free"
     items = load_corpus(path for path in options.guard_data.split(",") if path)
     _workload = CheckMix(items, options.guard_response_share, options.guard_stream_share, decoding == "constrained")
@@ -91,9 +88,9 @@ class GuardCheckUser(FastHttpUser):
 
     def on_start(self) -> None:
         options = self.environment.parsed_options
-        self.model = options.guard_model if options else "qwen3guard"
+        self.model = options.guard_model if options else DEFAULT_MODEL
         self.rng = random.Random((options.guard_seed if options else 0) * 100_003 + next(_user_numbers))
-        key = os.environ.get("GUARD_API_KEY")
+        key = os.environ.get(ENV_API_KEY)
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
 
     @task

@@ -5,8 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from guard_client import GuardMode, verdict_regex
-from guard_client._core import MAX_TOKENS, MAX_TOKENS_CONSTRAINED  # the client's own output budgets
+from guard_client import GuardMode, chat_request, prepare_input
 from loadtest.corpus import GuardItem, split_by_mode
 
 
@@ -34,17 +33,7 @@ class CheckMix:
 
     def body(self, item: GuardItem, model: str, stream: bool) -> dict[str, Any]:
         """The request the project's client sends for this check (plus streaming when asked)."""
-        body: dict[str, Any] = {
-            "model": model,
-            "messages": item.messages(),
-            "temperature": 0,
-            "max_tokens": MAX_TOKENS_CONSTRAINED if self.constrained else MAX_TOKENS,
-        }
-        if self.constrained:
-            body["structured_outputs"] = {"regex": verdict_regex(item.mode)}
-        if stream:
-            body["stream"] = True
-        return body
+        return chat_request(prepare_input(item.messages()), model, constrain=self.constrained, stream=stream)
 
 
 def check_name(mode: GuardMode, stream: bool) -> str:

@@ -152,13 +152,13 @@ def server_facts(url: str) -> dict[str, Any]:
     """Model root and whether it is a random-weight stand-in, from `/v1/models`."""
     import httpx
 
-    from guard_client import STANDIN_MARKER
+    from guard_client import ENV_API_KEY, is_standin_model
 
-    key = os.environ.get("GUARD_API_KEY")
+    key = os.environ.get(ENV_API_KEY)
     reply = httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {key}"} if key else {}, timeout=30.0)
     reply.raise_for_status()
     roots = [str(m.get("root", "")) for m in reply.json().get("data", [])]
-    return {"model_roots": roots, "standin": any(STANDIN_MARKER in root for root in roots)}
+    return {"model_roots": roots, "standin": any(is_standin_model(root) for root in roots)}
 
 
 def run(args: argparse.Namespace) -> int:

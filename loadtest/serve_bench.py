@@ -60,7 +60,10 @@ async def _measure(
     ):
 
         async def client_check(item: GuardItem) -> CheckOutcome:
-            return await instrumented_check(client, item, constrain=standin)
+            # Constrained (with the one category the real model names) on the random-weight stand-in.
+            if standin:
+                return await instrumented_check(client, item, constrain=True, max_categories=1)
+            return await instrumented_check(client, item)
 
         await client_check(warmup)  # the client's server facts, first-request costs
 

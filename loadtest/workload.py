@@ -16,11 +16,12 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import httpx
 import psutil
 
+from guard_client import DEFAULT_MODEL, CheckOptions, percentile
 from loadtest.corpus import GuardItem
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 #: Output tokens the real Qwen3Guard-Gen writes for one verdict, end token excluded (reference notes).
 REAL_OUTPUT_TOKENS = {"prompt": 9, "response": 13}
-MODEL_NAME = "qwen3guard"
+MODEL_NAME = DEFAULT_MODEL
 HTTP_TIMEOUT = 600.0
 
 
@@ -59,7 +60,8 @@ class RunResult:
         return self.items / self.wall_s if self.wall_s > 0 else 0.0
 
     def latency_percentile(self, q: float) -> float:
-        return percentile([o.latency_s for o in self.outcomes if o.error is None], q)
+        value = percentile([o.latency_s for o in self.outcomes if o.error is None], q)
+        return float("nan") if value is None else value
 
     def to_json(self) -> dict[str, Any]:
         ok = [o for o in self.outcomes if o.error is None]
@@ -76,17 +78,6 @@ class RunResult:
             "mean_output_tokens": round(statistics.fmean(o.output_tokens for o in ok), 2) if ok else 0.0,
             "requests_per_check": round(statistics.fmean(o.requests for o in ok), 3) if ok else 0.0,
         }
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (0-100) of a non-empty sequence; NaN when empty."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100.0
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 async def closed_loop(
@@ -208,22 +199,10 @@ class RssSampler:
         return self.peak_bytes / 2**30
 
 
-#: The client's verdict grammar allows up to three categories; this caps it at one.
-_MORE_CATEGORIES = "{0,2}"
-
-
-def single_category(regex: str) -> str:
-    """The client's verdict grammar narrowed to one category, the answer the real model gives in practice."""
-    if _MORE_CATEGORIES not in regex:
-        raise ValueError("the client's verdict grammar no longer has the expected category repetition")
-    return regex.replace(_MORE_CATEGORIES, "{0}")
-
-
 @dataclass
 class _CheckContext:
     outcome: CheckOutcome
     pin_token: int | None = None
-    one_category: bool = False
 
 
 _current: contextvars.ContextVar[_CheckContext | None] = contextvars.ContextVar("bench_check", default=None)
@@ -236,9 +215,6 @@ class InstrumentedTransport(httpx.AsyncBaseTransport):
       to the one the dataset label implies, so the follow-up (the details of a flagged verdict) happens
       exactly for harmful items. The server does the same work either way: one decode step over the
       same prompt.
-    - `one_category`: narrows a constrained request's grammar to one category. Random weights pick
-      among the allowed tokens at random and tend to write three long category names (30+ tokens);
-      the real model names one (9-13 tokens), which is what its requests cost.
     """
 
     def __init__(self, inner: httpx.AsyncBaseTransport | None = None) -> None:
@@ -268,16 +244,9 @@ class InstrumentedTransport(httpx.AsyncBaseTransport):
 
 def _rewrite(request: httpx.Request, context: _CheckContext) -> httpx.Request:
     body = json.loads(request.content)
-    changed = False
-    if context.pin_token is not None and "allowed_token_ids" in body:  # the verdict-word request
-        body["allowed_token_ids"] = [context.pin_token]
-        changed = True
-    regex = (body.get("structured_outputs") or {}).get("regex")
-    if context.one_category and regex:
-        body["structured_outputs"]["regex"] = single_category(regex)
-        changed = True
-    if not changed:
+    if context.pin_token is None or "allowed_token_ids" not in body:  # only the verdict-word request
         return request
+    body["allowed_token_ids"] = [context.pin_token]
     headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
     return httpx.Request(request.method, request.url, headers=headers, json=body)
 
@@ -286,11 +255,10 @@ async def instrumented_check(
     client: AsyncGuardClient,
     item: GuardItem,
     pin_token: int | None = None,
-    one_category: bool = False,
-    **options: Any,
+    **options: Unpack[CheckOptions],
 ) -> CheckOutcome:
     """One `client.check` whose requests and tokens are counted by the client's `InstrumentedTransport`."""
     outcome = CheckOutcome(0.0, requests=0)
-    _current.set(_CheckContext(outcome, pin_token, one_category))
+    _current.set(_CheckContext(outcome, pin_token))
     await client.check(item.messages(), **options)
     return outcome

@@ -15,6 +15,15 @@ GOLDEN = SHARED / "reference" / "golden"
 DATA = SHARED / "data" / "external"
 
 
+def pinned_version(distribution: str) -> str:
+    """The exact version `make install` installs, from constraints.txt (the one place pins live)."""
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        name, sep, version = line.partition("==")
+        if sep and name.strip().lower() == distribution.lower():
+            return version.strip()
+    raise LookupError(f"{distribution} is not pinned in constraints.txt")
+
+
 def golden_cases() -> list[tuple[str, list[dict[str, str]], str]]:
     cases = json.loads((GOLDEN / "cases.json").read_text())
     return [(name, case["messages"], (GOLDEN / name).read_text()) for name, case in cases.items()]

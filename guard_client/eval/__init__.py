@@ -9,6 +9,7 @@ refusal F1, false-positive rates on benign sets, per-category counts, failures a
 marks every F1 more than 2 points from the published number.
 """
 
+from guard_client import percentile
 from guard_client.eval._datasets import (
     LABELS,
     REGISTRY,
@@ -22,7 +23,7 @@ from guard_client.eval._datasets import (
     spread,
 )
 from guard_client.eval._evaluate import EvalConfig, EvalSetupError, evaluate
-from guard_client.eval._metrics import Confusion, percentile
+from guard_client.eval._metrics import Confusion
 from guard_client.eval._report import DatasetRun, build_report, render_markdown, score_dataset, write_report
 from guard_client.eval._runner import Outcome, ResultRecord, ResultsLog, pending_items, read_results, run_items
 

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from guard_client import DEFAULT_TIMEOUT
 from guard_client._client import AsyncGuardClient
-from guard_client._core import DEFAULT_TIMEOUT
 from guard_client._errors import GuardError
 from guard_client.eval._datasets import REGISTRY, default_data_dir, default_published_path
 from guard_client.eval._evaluate import (

@@ -16,7 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from guard_client._core import CheckItem
+from guard_client import CheckItem
 
 #: Where the offline copies live in this checkout (`../shared/data/external`); override with $GUARD_EVAL_DATA.
 _REPO = Path(__file__).resolve().parents[2]

@@ -8,8 +8,7 @@ positive label or a positive prediction (so an all-positive set scores 2R / (1 +
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,18 +89,6 @@ class Confusion:
 
 def _percent(numerator: int, denominator: int) -> float | None:
     return None if denominator == 0 else 100.0 * numerator / denominator
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile (0-100) with linear interpolation between closest ranks; None when empty."""
-    if not 0 <= q <= 100:
-        raise ValueError("q must be between 0 and 100")
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def gap(ours: float | None, published: float | None) -> float | None:

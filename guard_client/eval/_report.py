@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from guard_client._core import ServerInfo
+from guard_client import ServerInfo, percentile
 from guard_client._labels import GuardMode, Safety, Strictness
 from guard_client._verdict import Verdict
 from guard_client.eval._datasets import DatasetSpec, EvalItem, LoadedDataset, PublishedSection, Task
-from guard_client.eval._metrics import DEFAULT_TOLERANCE_POINTS, Confusion, gap, off_by_more_than, percentile
+from guard_client.eval._metrics import DEFAULT_TOLERANCE_POINTS, Confusion, gap, off_by_more_than
 from guard_client.eval._runner import Outcome, ResultRecord, ResultsLog
 
 REPORT_SCHEMA = 1

@@ -22,8 +22,8 @@ from typing import IO
 from pydantic import BaseModel, ConfigDict, ValidationError
 from tqdm import tqdm
 
+from guard_client import item_messages
 from guard_client._client import AsyncGuardClient
-from guard_client._core import item_messages
 from guard_client._errors import GuardError, GuardParseError
 from guard_client._labels import Safety
 from guard_client._verdict import Verdict

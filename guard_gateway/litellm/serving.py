@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from guard_gateway._contract import GuardInput
+from guard_client import GuardInput
 from guard_gateway.guard import Guard
 from guard_gateway.litellm.protocol import GuardrailAction, GuardrailRequest, GuardrailResponse, InputType
 from guard_gateway.policy import Policy

@@ -7,7 +7,7 @@ from typing import Literal
 from openai.types import ModerationCreateResponse
 from pydantic import BaseModel, ConfigDict
 
-from guard_gateway._contract import ModerationResult
+from guard_client import ModerationResult
 
 
 class TextPart(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from guard_gateway._contract import GuardInput, to_openai_moderation
+from guard_client import GuardInput, to_openai_moderation
 from guard_gateway.config import ModerationSettings
 from guard_gateway.errors import InvalidRequest, ModelNotFound
 from guard_gateway.guard import Guard

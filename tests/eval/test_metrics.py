@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from guard_client.eval._metrics import Confusion, gap, off_by_more_than, percentile
+from guard_client.eval._metrics import Confusion, gap, off_by_more_than
 
 
 def test_counts_pairs_into_the_four_cells() -> None:
@@ -81,18 +81,6 @@ def test_as_dict_carries_counts_and_rates() -> None:
     assert d["precision"] == pytest.approx(50.0)
     assert d["f1"] == pytest.approx(200 / 3)
     assert d["false_positive_rate"] == pytest.approx(100 / 3)
-
-
-def test_percentile_interpolates_between_ranks() -> None:
-    values = [0.4, 0.1, 0.3, 0.2, 0.5]
-    assert percentile(values, 50) == pytest.approx(0.3)
-    assert percentile(values, 95) == pytest.approx(0.48)  # 0.4 + 0.8 * (0.5 - 0.4)
-    assert percentile(values, 0) == pytest.approx(0.1)
-    assert percentile(values, 100) == pytest.approx(0.5)
-    assert percentile([2.0], 95) == 2.0
-    assert percentile([], 50) is None
-    with pytest.raises(ValueError):
-        percentile(values, 101)
 
 
 def test_gap_and_tolerance() -> None:

@@ -1,4 +1,4 @@
-"""A gateway app in process, in front of the fake vLLM of tests/unit/fake_server.py."""
+"""A gateway app in process, in front of the fake vLLM of tests/fake_vllm.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from guard_gateway import create_app, load_config
-from tests.unit.fake_server import FakeVLLM
+from tests.fake_vllm import FakeVLLM
 
 GatewayFactory = Callable[..., TestClient]
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.fake_vllm import FakeVLLM
 from tests.gateway.conftest import GatewayFactory
-from tests.unit.fake_server import FakeVLLM
 
 
 def assert_error(reply: Any, status: int, param: str | None, code: str | None = None) -> dict[str, Any]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from tests.fake_vllm import FakeVLLM
 from tests.gateway.conftest import GatewayFactory
-from tests.unit.fake_server import FakeVLLM
 
 LITELLM = "/beta/litellm_basic_guardrail_api"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 from fastapi.testclient import TestClient
 
+from tests.fake_vllm import FakeVLLM
 from tests.gateway.conftest import GatewayFactory, metric
-from tests.unit.fake_server import FakeVLLM
 
 
 def test_fail_closed_is_503_guard_unavailable_then_recovers(gateway: TestClient, fake: FakeVLLM) -> None:

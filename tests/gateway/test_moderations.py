@@ -7,8 +7,8 @@ from fastapi.testclient import TestClient
 from openai.types import ModerationCreateResponse
 
 from guard_client import OPENAI_CATEGORIES
+from tests.fake_vllm import FakeVLLM
 from tests.gateway.conftest import GatewayFactory, chat_calls
-from tests.unit.fake_server import FakeVLLM
 
 
 def test_one_result_per_input_in_order_with_all_keys(gateway: TestClient) -> None:

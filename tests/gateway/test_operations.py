@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.fake_vllm import FakeVLLM
 from tests.gateway.conftest import GatewayFactory, chat_calls, metric
-from tests.unit.fake_server import FakeVLLM
 
 
 def test_health_and_ready(gateway: TestClient) -> None:

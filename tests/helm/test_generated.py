@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import json
-import re
-import tomllib
 
 import yaml
-from chart_support import CHART_DIR, EXAMPLE_DIR, REPO
+from chart_support import CHART_DIR, EXAMPLE_DIR
 
 from deploy import helm_render
 from deploy.profiles import available_profiles
+from tests.conftest import pinned_version
 
 SCHEMA = json.loads((CHART_DIR / "values.schema.json").read_text())
 
 
 def pinned_vllm() -> str:
-    gpu_extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["gpu"]
-    (pin,) = [re.fullmatch(r"vllm==(\S+)", dep).group(1) for dep in gpu_extra if dep.startswith("vllm==")]
-    return pin
+    return pinned_version("vllm")
 
 
 def test_profiles_template_is_generated_from_the_profiles() -> None:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import math
 import re
-from typing import ClassVar
 
 import httpx
 import pytest
 
-from guard_client import AsyncGuardClient, GuardMode, verdict_regex
+from guard_client import AsyncGuardClient
 from loadtest.corpus import GuardItem
 from loadtest.workload import (
     PREFIX_HITS,
@@ -24,21 +21,11 @@ from loadtest.workload import (
     hit_rate,
     instrumented_check,
     parse_counters,
-    percentile,
-    single_category,
 )
+from tests.fake_vllm import VERDICT_IDS, FakeVLLM
 
 PROMPT = GuardItem("p1", "How do I bake bread?", None, "unharmful")
 RESPONSE = GuardItem("r1", "How do I pick a lock?", "Use a tension wrench.", "harmful")
-
-
-def test_percentile_interpolates_between_ranks() -> None:
-    values = [4.0, 1.0, 3.0, 2.0, 5.0]
-    assert percentile(values, 50) == 3.0
-    assert percentile(values, 0) == 1.0
-    assert percentile(values, 100) == 5.0
-    assert percentile(values, 95) == pytest.approx(4.8)
-    assert math.isnan(percentile([], 50))
 
 
 METRICS = """# HELP vllm:prefix_cache_queries_total Prefix cache queries
@@ -116,90 +103,36 @@ def test_forced_chat_check_rejects_a_server_that_ignores_the_forced_length() -> 
         asyncio.run(go(4))
 
 
-def test_single_category_narrows_the_clients_grammar() -> None:
-    for mode in GuardMode:
-        narrowed = single_category(verdict_regex(mode))
-        tail = "\nRefusal: No" if mode is GuardMode.RESPONSE else ""
-        assert re.fullmatch(narrowed, "Safety: Unsafe\nCategories: Violent" + tail)
-        assert re.fullmatch(narrowed, "Safety: Safe\nCategories: None" + tail)
-        assert not re.fullmatch(narrowed, "Safety: Unsafe\nCategories: Violent, PII" + tail)
-        assert re.fullmatch(verdict_regex(mode), "Safety: Unsafe\nCategories: Violent, PII" + tail)
-    with pytest.raises(ValueError, match="expected category repetition"):
-        single_category("Safety: (Safe|Unsafe)")
-
-
-class FakeGuard:
-    """Just enough of vLLM for a verdict-first check: models, tokenize, completions, chat."""
-
-    IDS: ClassVar[dict[str, int]] = {"Safe": 22291, "Unsafe": 61444, "Controversial": 50093}
-
-    def __init__(self) -> None:
-        self.bodies: list[tuple[str, dict]] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        body = json.loads(request.content) if request.content else {}
-        self.bodies.append((path, body))
-        if path == "/v1/models":
-            return httpx.Response(200, json={"data": [{"id": "qwen3guard", "root": "/m", "max_model_len": 8192}]})
-        if path == "/tokenize":
-            words = body["prompt"].split()
-            tokens = [1, 2] + [self.IDS[w] for w in words[1:]]
-            return httpx.Response(200, json={"tokens": tokens, "count": len(tokens)})
-        if path == "/v1/completions" and "allowed_token_ids" not in body:  # the follow-up's details
-            return httpx.Response(
-                200,
-                json={
-                    "choices": [{"text": " Violent", "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 214, "completion_tokens": 2},
-                },
-            )
-        if path == "/v1/completions":
-            chosen = body["allowed_token_ids"][0]
-            logprobs = {"tokens": [f"token_id:{chosen}"], "token_logprobs": [-0.1], "top_logprobs": [{}]}
-            return httpx.Response(
-                200,
-                json={
-                    "choices": [{"text": "", "logprobs": logprobs}],
-                    "usage": {"prompt_tokens": 210, "completion_tokens": 1},
-                },
-            )
-        content = "Safety: Unsafe\nCategories: Violent"
-        return httpx.Response(
-            200,
-            json={
-                "choices": [{"message": {"content": content}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 209, "completion_tokens": 8},
-            },
-        )
-
-
-def run_verdict_first(item: GuardItem, pin: int | None) -> tuple[CheckOutcome, FakeGuard]:
-    fake = FakeGuard()
+def run_verdict_first(item: GuardItem, pin: int | None) -> tuple[CheckOutcome, FakeVLLM]:
+    fake = FakeVLLM(
+        reply=lambda body: "Safety: Unsafe\nCategories: Violent",
+        verdict_probs={"Safe": 0.5, "Unsafe": 0.3, "Controversial": 0.2},
+    )
 
     async def go() -> CheckOutcome:
         transport = InstrumentedTransport(inner=httpx.MockTransport(fake))
         async with AsyncGuardClient("http://guard.test", transport=transport, min_verdict_mass=0) as client:
             await client.server_info()
-            return await instrumented_check(client, item, pin, True, verdict_only=True)
+            return await instrumented_check(client, item, pin, verdict_only=True, max_categories=1)
 
     return asyncio.run(go()), fake
 
 
 def test_pinning_the_verdict_word_sends_the_follow_up_for_a_harmful_item_only() -> None:
-    outcome, fake = run_verdict_first(PROMPT, FakeGuard.IDS["Unsafe"])
-    verdict_request, follow_up = [b for p, b in fake.bodies if p == "/v1/completions"]
-    assert verdict_request["allowed_token_ids"] == [FakeGuard.IDS["Unsafe"]]
+    outcome, fake = run_verdict_first(PROMPT, VERDICT_IDS["Unsafe"])
+    verdict_request, follow_up = fake.bodies("/v1/completions")
+    assert verdict_request["allowed_token_ids"] == [VERDICT_IDS["Unsafe"]]
     assert "allowed_token_ids" not in follow_up  # flagged: the client asks for the categories, unpinned
-    assert "{0,2}" not in follow_up["structured_outputs"]["regex"]  # narrowed to one category
-    assert (outcome.requests, outcome.prompt_tokens, outcome.output_tokens) == (2, 424, 3)
+    assert not re.fullmatch(follow_up["structured_outputs"]["regex"], " Violent, PII")  # one category
+    prompt_words = sum(len(body["prompt"].split()) for body in (verdict_request, follow_up))
+    assert (outcome.requests, outcome.prompt_tokens, outcome.output_tokens) == (2, prompt_words, 2)
 
-    outcome, fake = run_verdict_first(PROMPT, FakeGuard.IDS["Safe"])
-    assert [p for p, _ in fake.bodies if p.startswith("/v1/") and p != "/v1/models"] == ["/v1/completions"]
+    outcome, fake = run_verdict_first(PROMPT, VERDICT_IDS["Safe"])
+    assert [p for p in fake.paths() if p.startswith("/v1/") and p != "/v1/models"] == ["/v1/completions"]
     assert (outcome.requests, outcome.output_tokens) == (1, 1)
 
 
 def test_without_a_pin_the_transport_passes_requests_through_unchanged() -> None:
     _, fake = run_verdict_first(PROMPT, None)
-    completions = [b for p, b in fake.bodies if p == "/v1/completions"]
-    assert sorted(completions[0]["allowed_token_ids"]) == sorted(FakeGuard.IDS.values())
+    completions = fake.bodies("/v1/completions")
+    assert sorted(completions[0]["allowed_token_ids"]) == sorted(VERDICT_IDS.values())

@@ -1,4 +1,11 @@
-"""An in-process stand-in for the vLLM HTTP API (httpx.MockTransport), for fast client unit tests."""
+"""The one in-process fake of vLLM's HTTP API (an httpx.MockTransport handler) for the unit tests.
+
+It answers /v1/models, /tokenize (one token per word; the real ids of the verdict words),
+/v1/chat/completions (`reply` decides the text; with `logprobs`, the verdict token's too), and both
+verdict-first completions (the verdict token, greedy among `allowed_token_ids`, and the follow-up that
+continues `reply`), each with a `usage` block counted in the same one-token-per-word way. `down` makes
+every request a refused connection (a guard that is down).
+"""
 
 from __future__ import annotations
 
@@ -32,10 +39,10 @@ class FakeVLLM:
     down: bool = False
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content) if request.content else None
-        self.calls.append((request.url.path, body))
         if self.down:
             raise httpx.ConnectError("connection refused", request=request)
+        body = json.loads(request.content) if request.content else None
+        self.calls.append((request.url.path, body))
         if self.script:
             item = self.script.pop(0)
             if isinstance(item, Exception):
@@ -49,24 +56,36 @@ class FakeVLLM:
         if path == "/tokenize":
             return httpx.Response(200, json=self._tokenize(body or {}))
         if path == "/v1/chat/completions":
-            content = self.reply(body or {})
-            choice: dict[str, Any] = {"message": {"content": content}, "finish_reason": "stop"}
+            text = self.reply(body or {})
+            prompt = " ".join(str(m.get("content")) for m in (body or {}).get("messages", []))
+            choice: dict[str, Any] = {"message": {"content": text}, "finish_reason": "stop"}
             if (body or {}).get("logprobs"):
-                choice["logprobs"] = {"content": self._chat_logprobs(content)}
-            return httpx.Response(200, json={"choices": [choice]})
+                choice["logprobs"] = {"content": self._chat_logprobs(text)}
+            return httpx.Response(200, json={"choices": [choice], "usage": self.usage(prompt, text)})
         if path == "/v1/completions" and (body or {}).get("max_tokens") != 1:
             # The verdict-first follow-up: continue `reply`'s answer after the prompt's "Categories:".
             answer = self.reply(body or {})
             head, sep, rest = answer.partition("Categories:")
-            if not sep or not (body or {}).get("prompt", "").endswith(head + sep):
+            prompt = (body or {}).get("prompt", "")
+            if not sep or not prompt.endswith(head + sep):
                 return httpx.Response(400, json={"error": {"message": "follow-up does not continue the answer"}})
-            return httpx.Response(200, json={"choices": [{"text": rest, "finish_reason": "stop"}]})
+            return httpx.Response(
+                200, json={"choices": [{"text": rest, "finish_reason": "stop"}], "usage": self.usage(prompt, rest)}
+            )
         if path == "/v1/completions":
             top = {f"token_id:{VERDICT_IDS[w]}": math.log(p) for w, p in self.verdict_probs.items()}
-            chosen = max(self.verdict_probs, key=self.verdict_probs.__getitem__)
+            allowed = set((body or {}).get("allowed_token_ids") or VERDICT_IDS.values())
+            candidates = [w for w in self.verdict_probs if VERDICT_IDS[w] in allowed]
+            chosen = max(candidates, key=self.verdict_probs.__getitem__)
             token = f"token_id:{VERDICT_IDS[chosen]}"
             logprobs = {"tokens": [token], "token_logprobs": [top[token]], "top_logprobs": [top]}
-            return httpx.Response(200, json={"choices": [{"text": " " + chosen, "logprobs": logprobs}]})
+            return httpx.Response(
+                200,
+                json={
+                    "choices": [{"text": " " + chosen, "logprobs": logprobs}],
+                    "usage": self.usage((body or {}).get("prompt", ""), " " + chosen),
+                },
+            )
         return httpx.Response(404, json={"error": {"message": f"no route {path}"}})
 
     def _chat_logprobs(self, content: str) -> list[dict[str, Any]]:
@@ -90,6 +109,14 @@ class FakeVLLM:
         else:
             tokens = list(range(len(prompt.split())))  # one token per word: easy to reason about
         return {"count": len(tokens), "tokens": tokens, "max_model_len": self.max_model_len}
+
+    @staticmethod
+    def usage(prompt: str, completion: str) -> dict[str, int]:
+        """Token counts as this fake counts them: one per word (at least one for any output)."""
+        return {"prompt_tokens": len(prompt.split()), "completion_tokens": max(1, len(completion.split()))}
+
+    def bodies(self, path: str) -> list[dict[str, Any]]:
+        return [body for called, body in self.calls if called == path and body is not None]
 
     def paths(self) -> list[str]:
         return [path for path, _ in self.calls]

@@ -69,17 +69,45 @@ def test_strict_and_loose() -> None:
         ("Safe", P, "no 'Safety:' line"),
         ("Safety: Uns", P, "unknown safety value 'Uns'"),
         ("Safety: Safe\nSafety: Unsafe", P, "conflicting 'Safety:'"),
-        ("Safety: Unsafe\nCategories: Violence", P, "unknown category 'Violence'"),
-        ("Safety: Unsafe\nCategories: Violent, None", P, "unknown category 'None'"),
-        ("Safety: Unsafe\nCategories: Jailbreak\nRefusal: No", R, "does not apply to response moderation"),
-        ("Safety: Safe\nCategories: None\nRefusal: Maybe", R, "unknown refusal value"),
-        ("Safety: Unsafe\nCategories: Violent,", P, "unknown category ''"),
+        ("Safety:\nCategories: Violent", P, "unknown safety value ''"),
     ],
 )
 def test_unreadable_output_is_a_parse_error(text: str, mode: GuardMode, reason: str) -> None:
     with pytest.raises(GuardParseError, match=reason) as info:
         parse_verdict(text, mode)
     assert info.value.raw == text
+
+
+@pytest.mark.parametrize(
+    ("text", "mode", "safety", "categories", "unmapped", "warning"),
+    [
+        ("Safety: Unsafe\nCategories: Weapons", P, Safety.UNSAFE, [], ["Weapons"], "unknown category 'Weapons'"),
+        ("Safety: Unsafe\nCategories: Violent, None", P, Safety.UNSAFE, [Category.VIOLENT], ["None"], "'None'"),
+        (
+            "Safety: Unsafe\nCategories: Jailbreak\nRefusal: No",
+            R,
+            Safety.UNSAFE,
+            [],
+            ["Jailbreak"],
+            "not a category of response moderation",
+        ),
+        (
+            "Safety: Controversial\nCategories: PII\nRefusal: Maybe",
+            R,
+            Safety.CONTROVERSIAL,
+            [Category.PII],
+            [],
+            "Refusal",
+        ),
+        ("Safety: Unsafe\nCategories: Violent", R, Safety.UNSAFE, [Category.VIOLENT], [], "no 'Refusal:' line"),
+    ],
+)
+def test_the_safety_line_decides_and_unmapped_labels_are_reported(
+    text: str, mode: GuardMode, safety: Safety, categories: list[Category], unmapped: list[str], warning: str
+) -> None:
+    v = parse_verdict(text, mode)
+    assert (v.safety, v.categories, v.unmapped_labels) == (safety, categories, unmapped)
+    assert v.decided and v.flagged() and any(warning in w for w in v.warnings)
 
 
 def test_undecided_verdicts_follow_the_failure_policy_and_are_never_safe() -> None:

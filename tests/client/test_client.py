@@ -1,8 +1,10 @@
-"""Client behaviour against an in-process fake of vLLM's API: requests, retries, errors, policies."""
+"""Client behaviour against an in-process fake of vLLM's API: requests, retries, errors, policies.
+
+Every test that takes `make` runs twice: against `GuardClient` and against `AsyncGuardClient`.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import re
 from typing import Any
@@ -11,7 +13,9 @@ import httpx
 import pytest
 
 from guard_client import (
-    AsyncGuardClient,
+    MAX_TOKENS,
+    MAX_TOKENS_CONSTRAINED,
+    MAX_TOKENS_DETAILS,
     Category,
     FailurePolicy,
     GuardClient,
@@ -25,23 +29,21 @@ from guard_client import (
     Safety,
     Verdict,
 )
-from guard_client._core import DEFAULT_MIN_VERDICT_MASS, MAX_TOKENS, MAX_TOKENS_DETAILS, combine_worst_first
-from tests.unit.fake_server import FakeVLLM
+from guard_client._constants import DEFAULT_MIN_VERDICT_MASS
+from guard_client._flows import combine_worst_first
+from tests.client.conftest import MakeGuard
+from tests.fake_vllm import FakeVLLM
 
 
 def make(fake: FakeVLLM, **kwargs: Any) -> GuardClient:
     return GuardClient("http://guard.test", transport=httpx.MockTransport(fake), **kwargs)
 
 
-def make_async(fake: FakeVLLM, **kwargs: Any) -> AsyncGuardClient:
-    return AsyncGuardClient("http://guard.test", transport=httpx.MockTransport(fake), **kwargs)
-
-
 def chat_bodies(fake: FakeVLLM) -> list[dict[str, Any]]:
     return [body for path, body in fake.calls if path == "/v1/chat/completions" and body is not None]
 
 
-def test_every_request_is_greedy_with_a_small_max_tokens() -> None:
+def test_every_request_is_greedy_with_a_small_max_tokens(make: MakeGuard) -> None:
     fake = FakeVLLM()
     with make(fake) as guard:
         guard.check_prompt("hello")
@@ -53,14 +55,14 @@ def test_every_request_is_greedy_with_a_small_max_tokens() -> None:
     assert chat_bodies(fake)[1]["messages"] == [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
 
 
-def test_response_mode_parses_refusal() -> None:
+def test_response_mode_parses_refusal(make: MakeGuard) -> None:
     fake = FakeVLLM(reply=lambda body: "Safety: Unsafe\nCategories: Violent\nRefusal: No")
     with make(fake) as guard:
         v = guard.check_response("q", "a")
     assert (v.mode, v.safety, v.categories, v.refusal) == (GuardMode.RESPONSE, Safety.UNSAFE, [Category.VIOLENT], False)
 
 
-def test_constrain_sends_the_verdict_grammar() -> None:
+def test_constrain_sends_the_verdict_grammar(make: MakeGuard) -> None:
     fake = FakeVLLM()
     with make(fake) as guard:
         guard.check_prompt("x", constrain=True)
@@ -72,7 +74,7 @@ def test_constrain_sends_the_verdict_grammar() -> None:
     assert response_body["structured_outputs"]["regex"].endswith("\\nRefusal: (Yes|No)")
 
 
-def test_api_key_is_sent_as_bearer(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_key_is_sent_as_bearer(make: MakeGuard, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[str | None] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -80,12 +82,12 @@ def test_api_key_is_sent_as_bearer(monkeypatch: pytest.MonkeyPatch) -> None:
         return FakeVLLM()(request)
 
     monkeypatch.setenv("GUARD_API_KEY", "from-env")
-    with GuardClient("http://guard.test", transport=httpx.MockTransport(handler)) as guard:
+    with make(handler) as guard:
         guard.check_prompt("x")
     assert set(seen) == {"Bearer from-env"}
 
 
-def test_500_then_200_is_retried() -> None:
+def test_500_then_200_is_retried(make: MakeGuard) -> None:
     fake = FakeVLLM(
         script=[
             httpx.Response(200, json={"data": [{"id": "qwen3guard", "root": "r", "max_model_len": 8192}]}),
@@ -98,9 +100,7 @@ def test_500_then_200_is_retried() -> None:
     assert fake.paths() == ["/v1/models", "/v1/chat/completions", "/v1/chat/completions"]
 
 
-def test_retry_after_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
-    slept: list[float] = []
-    monkeypatch.setattr("tenacity.nap.time.sleep", slept.append)
+def test_retry_after_is_honoured(make: MakeGuard, slept: list[float]) -> None:
     fake = FakeVLLM(
         script=[httpx.Response(429, headers={"Retry-After": "3"}, json={"error": {"message": "slow down"}})]
     )
@@ -109,8 +109,7 @@ def test_retry_after_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
     assert slept == [3.0]
 
 
-def test_retries_give_up_with_the_http_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("tenacity.nap.time.sleep", lambda s: None)
+def test_retries_give_up_with_the_http_error(make: MakeGuard, slept: list[float]) -> None:
     fake = FakeVLLM(script=[httpx.Response(503, json={"error": {"message": "overloaded"}})] * 3)
     with make(fake, max_retries=2) as guard, pytest.raises(GuardHTTPError, match="HTTP 503: overloaded") as info:
         guard.server_info()
@@ -118,15 +117,14 @@ def test_retries_give_up_with_the_http_error(monkeypatch: pytest.MonkeyPatch) ->
     assert len(fake.calls) == 3
 
 
-def test_client_errors_are_not_retried() -> None:
+def test_client_errors_are_not_retried(make: MakeGuard) -> None:
     fake = FakeVLLM(script=[httpx.Response(401, json={"error": {"message": "bad key"}})])
     with make(fake) as guard, pytest.raises(GuardHTTPError, match="401"):
         guard.server_info()
     assert len(fake.calls) == 1
 
 
-def test_connection_and_timeout_errors_map_to_the_tree(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("tenacity.nap.time.sleep", lambda s: None)
+def test_connection_and_timeout_errors_map_to_the_tree(make: MakeGuard, slept: list[float]) -> None:
     fake = FakeVLLM(script=[httpx.ConnectError("refused")] * 3)
     with make(fake) as guard, pytest.raises(GuardConnectionError, match="cannot reach the guard"):
         guard.server_info()
@@ -136,12 +134,12 @@ def test_connection_and_timeout_errors_map_to_the_tree(monkeypatch: pytest.Monke
     assert issubclass(GuardTimeoutError, GuardConnectionError)
 
 
-def test_unknown_model_is_a_clear_error() -> None:
+def test_unknown_model_is_a_clear_error(make: MakeGuard) -> None:
     with make(FakeVLLM(model="other")) as guard, pytest.raises(GuardError, match="'qwen3guard' is not served"):
         guard.check_prompt("x")
 
 
-def test_unparseable_output_raises_by_default_and_follows_policies() -> None:
+def test_unparseable_output_raises_by_default_and_follows_policies(make: MakeGuard) -> None:
     fake = FakeVLLM(reply=lambda body: "I think it is fine")
     with make(fake) as guard, pytest.raises(GuardParseError, match="no 'Safety:' line"):
         guard.check_prompt("x")
@@ -155,12 +153,12 @@ def test_unparseable_output_raises_by_default_and_follows_policies() -> None:
     assert not opened.flagged() and opened.policy is FailurePolicy.FAIL_OPEN
 
 
-def test_input_errors_always_raise_even_when_failing_open() -> None:
+def test_input_errors_always_raise_even_when_failing_open(make: MakeGuard) -> None:
     with make(FakeVLLM(), on_error="fail_open") as guard, pytest.raises(GuardInputError):
         guard.check([])
 
 
-def test_too_long_input_is_refused_before_the_check_is_sent() -> None:
+def test_too_long_input_is_refused_before_the_check_is_sent(make: MakeGuard) -> None:
     fake = FakeVLLM(max_model_len=600)
     text = "word " * 700  # 700 tokens in the fake's tokenizer
     with make(fake) as guard, pytest.raises(GuardInputError, match=r"more than the 568 the server accepts.*chunk=True"):
@@ -168,14 +166,14 @@ def test_too_long_input_is_refused_before_the_check_is_sent() -> None:
     assert "/v1/chat/completions" not in fake.paths()
 
 
-def test_short_inputs_skip_the_token_count() -> None:
+def test_short_inputs_skip_the_token_count(make: MakeGuard) -> None:
     fake = FakeVLLM()
     with make(fake) as guard:
         guard.check_prompt("short")
     assert "/tokenize" not in fake.paths()
 
 
-def test_chunking_checks_overlapping_windows_and_keeps_the_worst() -> None:
+def test_chunking_checks_overlapping_windows_and_keeps_the_worst(make: MakeGuard) -> None:
     def reply(body: dict[str, Any]) -> str:
         return (
             "Safety: Unsafe\nCategories: Violent"
@@ -202,14 +200,14 @@ def test_combine_worst_first() -> None:
     contr = Verdict(mode=GuardMode.PROMPT, safety=Safety.CONTROVERSIAL, categories=[Category.PII])
     unsafe = Verdict(mode=GuardMode.PROMPT, safety=Safety.UNSAFE, categories=[Category.VIOLENT])
     undecided = Verdict.undecided(GuardMode.PROMPT, "x", FailurePolicy.FAIL_OPEN)
-    assert combine_worst_first(GuardMode.PROMPT, [safe, contr, safe]).categories == [Category.PII]
-    assert combine_worst_first(GuardMode.PROMPT, [undecided, unsafe]).safety is Safety.UNSAFE
-    assert combine_worst_first(GuardMode.PROMPT, [safe, undecided]).safety is None
+    assert combine_worst_first([safe, contr, safe]).categories == [Category.PII]
+    assert combine_worst_first([undecided, unsafe]).safety is Safety.UNSAFE
+    assert combine_worst_first([safe, undecided]).safety is None
     with pytest.raises(GuardTimeoutError):
-        combine_worst_first(GuardMode.PROMPT, [safe, GuardTimeoutError("late")])
+        combine_worst_first([safe, GuardTimeoutError("late")])
 
 
-def test_scores_from_chat_logprobs() -> None:
+def test_scores_from_chat_logprobs(make: MakeGuard) -> None:
     import math
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -240,13 +238,13 @@ def test_scores_from_chat_logprobs() -> None:
             },
         )
 
-    with GuardClient("http://guard.test", transport=httpx.MockTransport(handler)) as guard:
+    with make(handler) as guard:
         v = guard.check_prompt("x", scores=True)
     assert v.scores is not None
     assert (v.scores.safe, v.scores.unsafe, v.scores.controversial) == pytest.approx((0.2, 0.7, 0.1))
 
 
-def test_verdict_first_fetches_details_only_when_flagged() -> None:
+def test_verdict_first_fetches_details_only_when_flagged(make: MakeGuard) -> None:
     fake = FakeVLLM(verdict_probs={"Safe": 0.9, "Unsafe": 0.06, "Controversial": 0.04})
     with make(fake) as guard:
         v = guard.check_prompt("hello", verdict_only=True)
@@ -280,16 +278,22 @@ def test_verdict_first_fetches_details_only_when_flagged() -> None:
     assert follow_up is not None and follow_up["structured_outputs"]["regex"].endswith("\\nRefusal: (Yes|No)")
 
 
-def test_verdict_first_follow_up_that_cannot_be_read_is_an_error_never_safe() -> None:
-    fake = FakeVLLM(reply=lambda body: "Safety: Unsafe\nCategories: Sorcery")
-    with make(fake) as guard, pytest.raises(GuardParseError, match="Sorcery"):
+def test_verdict_first_follow_up_that_cannot_be_read_is_an_error_never_safe(make: MakeGuard) -> None:
+    fake = FakeVLLM(reply=lambda body: "Safety: Unsafe\nCategories: Violent")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/completions" and b'"max_tokens": 1,' not in request.content:
+            return httpx.Response(200, json={"choices": []})  # the follow-up's answer is lost
+        return fake(request)
+
+    with make(handler) as guard, pytest.raises(GuardParseError, match="no choices"):
         guard.check_prompt("hello", verdict_only=True)
-    with make(fake, on_error="fail_open") as guard:
+    with make(handler, on_error="fail_open") as guard:
         v = guard.check_prompt("hello", verdict_only=True)
-    assert v.safety is None and not v.decided
+    assert v.safety is None and not v.decided and v.error_type == "GuardParseError"
 
 
-def test_verdict_first_refuses_to_decide_without_verdict_mass() -> None:
+def test_verdict_first_refuses_to_decide_without_verdict_mass(make: MakeGuard) -> None:
     fake = FakeVLLM(verdict_probs={"Safe": 1e-5, "Unsafe": 1e-6, "Controversial": 1e-6})
     with make(fake) as guard, pytest.raises(GuardParseError, match="probability on a verdict word"):
         guard.check_prompt("x", verdict_only=True)
@@ -300,9 +304,7 @@ def test_verdict_first_refuses_to_decide_without_verdict_mass() -> None:
     assert DEFAULT_MIN_VERDICT_MASS > 0
 
 
-def test_check_many_keeps_order_and_reports_failures_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("tenacity.nap.time.sleep", lambda s: None)
-
+def test_check_many_keeps_order_and_reports_failures_in_place(make: MakeGuard, slept: list[float]) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/v1/chat/completions" and b"FAIL" in request.content:
             return httpx.Response(500, json={"error": {"message": "kaput"}})
@@ -310,41 +312,82 @@ def test_check_many_keeps_order_and_reports_failures_in_place(monkeypatch: pytes
             request
         )
 
-    items: list[Any] = ["a", "pii please", "FAIL", ("q", "pii answer"), 42, [{"role": "user", "content": "b"}]]
-    with GuardClient("http://guard.test", transport=httpx.MockTransport(handler), max_retries=1) as guard:
+    items: list[Any] = ["a", "pii please", "FAIL", ("q", "pii answer"), 42, [{"role": "user", "content": "b"}], []]
+    with make(handler, max_retries=1) as guard:
         results = guard.check_many(items, concurrency=3)
-    assert [type(r).__name__ for r in results] == [
-        "Verdict",
-        "Verdict",
+    # One shape per item: a Verdict, in input order; failures are undecided verdicts naming the error.
+    assert all(isinstance(r, Verdict) for r in results) and len(results) == len(items)
+    assert [r.safety for r in results] == [Safety.SAFE, Safety.UNSAFE, None, Safety.UNSAFE, None, Safety.SAFE, None]
+    assert [r.error_type for r in results] == [
+        None,
+        None,
         "GuardHTTPError",
-        "Verdict",
+        None,
         "GuardInputError",
-        "Verdict",
+        None,
+        "GuardInputError",
     ]
-    assert [r.safety for r in results if isinstance(r, Verdict)] == [
-        Safety.SAFE,
-        Safety.UNSAFE,
-        Safety.UNSAFE,
-        Safety.SAFE,
-    ]
+    assert "kaput" in (results[2].error or "") and results[3].mode is GuardMode.RESPONSE
+    # Under the default policy (raise) a failed item is flagged: a batch consumer that only looks
+    # at `flagged()` never lets an unchecked item through.
+    assert all(r.flagged() and r.policy is None for r in results if not r.decided)
 
 
-def test_async_twin_behaves_the_same() -> None:
-    fake = FakeVLLM(reply=lambda body: "Safety: Controversial\nCategories: Politically Sensitive Topics")
-
-    async def run() -> tuple[Verdict, list[Verdict | GuardError]]:
-        async with make_async(fake) as guard:
-            one = await guard.check_prompt("x")
-            many = await guard.check_many(["a", ("b", "c"), []], concurrency=2)
-            return one, many
-
-    one, many = asyncio.run(run())
-    assert one.safety is Safety.CONTROVERSIAL and one.flagged() and not one.flagged("loose")
-    assert isinstance(many[0], Verdict) and isinstance(many[1], Verdict) and many[1].mode is GuardMode.RESPONSE
-    assert isinstance(many[2], GuardInputError)
+def test_check_many_failures_follow_the_client_policy(make: MakeGuard) -> None:
+    fake = FakeVLLM(reply=lambda body: "no verdict here")
+    with make(fake, on_error="fail_open") as guard:
+        opened = guard.check_many(["x", 7])
+    assert opened[0].policy is FailurePolicy.FAIL_OPEN and not opened[0].flagged()
+    # Bad input was never checked, so no policy applies to it: it is flagged.
+    assert opened[1].policy is None and opened[1].error_type == "GuardInputError" and opened[1].flagged()
 
 
-def test_bad_settings_are_input_errors() -> None:
+def test_unexpected_labels_never_undo_a_clear_verdict(make: MakeGuard) -> None:
+    fake = FakeVLLM(reply=lambda body: "Safety: Unsafe\nCategories: Weapons, Jailbreak\nRefusal: Perhaps")
+    with make(fake, on_error="fail_open") as guard:
+        prompt = guard.check_prompt("x")
+        response = guard.check_response("x", "y")
+    assert prompt.safety is Safety.UNSAFE and prompt.flagged() and prompt.categories == [Category.JAILBREAK]
+    assert prompt.unmapped_labels == ["Weapons"]
+    assert response.safety is Safety.UNSAFE and response.flagged() and response.categories == []
+    assert response.unmapped_labels == ["Weapons", "Jailbreak"] and response.refusal is None
+    assert any("Refusal" in w for w in response.warnings)
+
+
+def test_verdict_first_honours_the_clients_strictness(make: MakeGuard) -> None:
+    fake = FakeVLLM(
+        reply=lambda body: "Safety: Controversial\nCategories: PII",
+        verdict_probs={"Safe": 0.1, "Unsafe": 0.1, "Controversial": 0.8},
+    )
+    with make(fake, strictness="loose") as guard:
+        loose = guard.check_prompt("x", verdict_only=True)
+    assert loose.safety is Safety.CONTROVERSIAL and loose.categories == []
+    assert [p for p in fake.paths() if p == "/v1/completions"] == ["/v1/completions"]  # no follow-up
+    fake.calls.clear()
+    with make(fake) as guard:
+        strict = guard.check_prompt("x", verdict_only=True)
+    assert strict.categories == [Category.PII]
+    assert [p for p in fake.paths() if p == "/v1/completions"] == ["/v1/completions"] * 2
+
+
+def test_max_categories_narrows_the_grammar(make: MakeGuard) -> None:
+    fake = FakeVLLM()
+    with make(fake) as guard:
+        guard.check_prompt("x", constrain=True, max_categories=1)
+        with pytest.raises(GuardInputError, match="max_categories"):
+            guard.check_prompt("x", constrain=True, max_categories=4)
+    regex = chat_bodies(fake)[0]["structured_outputs"]["regex"]
+    assert re.fullmatch(regex, "Safety: Unsafe\nCategories: PII")
+    assert not re.fullmatch(regex, "Safety: Unsafe\nCategories: PII, Violent")
+
+
+def test_verdict_tokens_are_read_from_the_servers_tokenizer(make: MakeGuard) -> None:
+    with make(FakeVLLM()) as guard:
+        tokens = guard.verdict_tokens()
+    assert dict(tokens.ids) == {Safety.SAFE: 22291, Safety.UNSAFE: 73067, Safety.CONTROVERSIAL: 2093}
+
+
+def test_bad_settings_are_input_errors(make: MakeGuard) -> None:
     with pytest.raises(GuardInputError):
         GuardClient(timeout=0)
     with make(FakeVLLM()) as guard:
@@ -352,13 +395,14 @@ def test_bad_settings_are_input_errors() -> None:
             guard.check_many(["x"], concurrency=0)
         with pytest.raises(GuardInputError, match="verdict_only already constrains"):
             guard.check_prompt("x", verdict_only=True, constrain=True)
+        with pytest.raises(GuardInputError, match="unknown check option"):
+            guard.check_prompt("x", stream=True)
 
 
 def test_constrained_max_tokens_covers_the_longest_answer_the_grammar_allows() -> None:
     import re
 
     from guard_client import verdict_regex
-    from guard_client._core import MAX_TOKENS_CONSTRAINED
 
     longest_label = max((c.value for c in Category if c is not Category.JAILBREAK), key=len)
     longest = f"Safety: Controversial\nCategories: {', '.join([longest_label] * 3)}\nRefusal: Yes"
@@ -391,9 +435,8 @@ def test_verdict_grammar_accepts_consistent_verdicts_only(mode: GuardMode) -> No
     assert re.fullmatch(verdict_regex(mode, Safety.SAFE), "Safety: Safe\nCategories: None" + refusal)
 
 
-def test_verdict_first_budgets_for_its_constrained_follow_up() -> None:
+def test_verdict_first_budgets_for_its_constrained_follow_up(make: MakeGuard) -> None:
     from guard_client import render_guard_prompt
-    from guard_client._core import MAX_TOKENS_CONSTRAINED
 
     fake = FakeVLLM(max_model_len=700)  # the fake counts one token per word
     template = len(render_guard_prompt([{"role": "user", "content": ""}]).split())

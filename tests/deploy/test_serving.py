@@ -8,8 +8,14 @@ from typing import Any
 import httpx
 import pytest
 
-from guard_client import GuardMode, GuardParseError, parse_verdict, render_guard_prompt, verdict_regex
-from guard_client._core import MAX_TOKENS_CONSTRAINED
+from guard_client import (
+    MAX_TOKENS_CONSTRAINED,
+    GuardMode,
+    GuardParseError,
+    parse_verdict,
+    render_guard_prompt,
+    verdict_regex,
+)
 from tests.conftest import golden_cases
 
 

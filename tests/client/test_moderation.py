@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from openai.types import ModerationCreateResponse
 
 from guard_client import (
     OPENAI_CATEGORIES,
@@ -12,8 +15,14 @@ from guard_client import (
     GuardMode,
     Safety,
     Scores,
+    Strictness,
     Verdict,
+    to_openai_moderation,
 )
+
+
+def wire(verdict: Verdict, strictness: Strictness = Strictness.STRICT) -> dict[str, Any]:
+    return to_openai_moderation(verdict, strictness).to_wire()
 
 
 def test_every_label_has_a_documented_mapping_onto_real_openai_keys() -> None:
@@ -23,7 +32,7 @@ def test_every_label_has_a_documented_mapping_onto_real_openai_keys() -> None:
 
 def test_unsafe_verdict_shape() -> None:
     v = Verdict(mode=GuardMode.PROMPT, safety=Safety.UNSAFE, categories=[Category.VIOLENT, Category.JAILBREAK])
-    result = v.to_openai_moderation()
+    result = wire(v)
     assert set(result) == {"flagged", "categories", "category_scores", "category_applied_input_types", "qwen3guard"}
     assert result["flagged"] is True
     assert [k for k, hit in result["categories"].items() if hit] == ["violence"]
@@ -41,14 +50,31 @@ def test_scores_become_category_scores() -> None:
         refusal=False,
         scores=Scores(safe=0.1, unsafe=0.6, controversial=0.3),
     )
-    result = v.to_openai_moderation()
+    result = wire(v)
     assert result["category_scores"]["hate"] == result["category_scores"]["harassment"] == pytest.approx(0.9)
     assert result["qwen3guard"]["refusal"] is False
 
 
 def test_safe_and_undecided() -> None:
-    safe = Verdict(mode=GuardMode.PROMPT, safety=Safety.SAFE).to_openai_moderation()
+    safe = wire(Verdict(mode=GuardMode.PROMPT, safety=Safety.SAFE))
     assert safe["flagged"] is False and not any(safe["categories"].values())
-    closed = Verdict.undecided(GuardMode.PROMPT, "down", FailurePolicy.FAIL_CLOSED).to_openai_moderation()
+    closed = wire(Verdict.undecided(GuardMode.PROMPT, "down", FailurePolicy.FAIL_CLOSED))
     assert closed["flagged"] is True and closed["qwen3guard"]["severity"] is None
     assert closed["qwen3guard"]["error"] == "down"
+    assert closed["qwen3guard"]["policy"] == "fail_closed"
+
+
+def test_strictness_decides_controversial() -> None:
+    v = Verdict(mode=GuardMode.PROMPT, safety=Safety.CONTROVERSIAL, categories=[Category.VIOLENT])
+    strict, loose = wire(v), wire(v, Strictness.LOOSE)
+    assert strict["flagged"] is True and strict["categories"]["violence"] is True
+    assert loose["flagged"] is False and not any(loose["categories"].values())
+    assert (strict["qwen3guard"]["strictness"], loose["qwen3guard"]["strictness"]) == ("strict", "loose")
+
+
+def test_the_openai_sdk_parses_the_wire_form() -> None:
+    v = Verdict(mode=GuardMode.PROMPT, safety=Safety.UNSAFE, categories=[Category.SUICIDE_SELF_HARM])
+    body = {"id": "modr-1", "model": "qwen3guard", "results": [wire(v)]}
+    parsed = ModerationCreateResponse.model_validate(body)
+    assert parsed.results[0].flagged and parsed.results[0].categories.self_harm
+    assert set(body["results"][0]["categories"]) == set(OPENAI_CATEGORIES)

@@ -1,0 +1,81 @@
+"""The retry policy and the mapping of HTTP outcomes onto the exception tree, with their named defaults.
+
+The numbers and semantics follow openai-python's: retry 408, 409, 429 and every 5xx plus connection
+errors, with jittered exponential back-off, honouring the server's Retry-After.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import httpx
+from tenacity import RetryCallState, retry_if_exception, stop_after_attempt
+
+from guard_client._errors import GuardConnectionError, GuardError, GuardHTTPError, GuardTimeoutError
+
+DEFAULT_MAX_RETRIES = 2
+RETRY_STATUSES = frozenset({408, 409, 429})
+INITIAL_RETRY_DELAY = 0.5
+MAX_RETRY_DELAY = 8.0
+MAX_RETRY_AFTER = 60.0
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, GuardConnectionError):
+        return True
+    return isinstance(exc, GuardHTTPError) and (exc.status_code in RETRY_STATUSES or exc.status_code >= 500)
+
+
+def retry_wait(state: RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        return float(min(retry_after, MAX_RETRY_AFTER))
+    delay: float = min(INITIAL_RETRY_DELAY * 2 ** (state.attempt_number - 1), MAX_RETRY_DELAY)
+    return delay * (0.75 + random.random() / 2)
+
+
+def retry_policy(max_retries: int) -> dict[str, Any]:
+    """Keyword arguments for tenacity's `Retrying` / `AsyncRetrying`."""
+    return {
+        "retry": retry_if_exception(is_retryable),
+        "stop": stop_after_attempt(max_retries + 1),
+        "wait": retry_wait,
+        "reraise": True,
+    }
+
+
+def decode_response(response: httpx.Response) -> Any:
+    """The JSON body of a successful response; an error status or a non-JSON body is a `GuardHTTPError`."""
+    if response.status_code >= 400:
+        raise http_error(response)
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise GuardHTTPError(response.status_code, f"response is not JSON: {response.text[:200]!r}") from exc
+
+
+def http_error(response: httpx.Response) -> GuardHTTPError:
+    try:
+        body = response.json()
+        message = str(body.get("error", {}).get("message") or body.get("message") or body)
+    except (ValueError, AttributeError):
+        message = response.text[:500] or response.reason_phrase
+    retry_after = None
+    header = response.headers.get("retry-after")
+    if header is not None:
+        try:
+            retry_after = max(0.0, float(header))
+        except ValueError:  # an HTTP date: fall back to our own back-off
+            retry_after = None
+    return GuardHTTPError(response.status_code, message, retry_after)
+
+
+def transport_error(exc: httpx.HTTPError, base_url: str) -> GuardError:
+    cause = exc.__cause__
+    # httpx-aiohttp reports a refused connection as ConnectTimeout; its cause tells the truth.
+    refused = isinstance(cause, OSError) and not isinstance(cause, TimeoutError)
+    if isinstance(exc, httpx.TimeoutException) and not refused:
+        return GuardTimeoutError(f"no answer from {base_url} in time ({type(exc).__name__})")
+    return GuardConnectionError(f"cannot reach the guard at {base_url}: {exc or type(exc).__name__}")
