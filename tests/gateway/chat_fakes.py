@@ -7,11 +7,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from guard_gateway import create_app, load_config
+from tests.fake_vllm import FakeVLLM
 
 
 @dataclass
@@ -135,3 +140,38 @@ def streamed_text(events: list[Any]) -> str:
                 for call in delta.get("tool_calls") or []:
                     text += (call.get("function") or {}).get("arguments") or ""
     return text
+
+
+ChatFactory = Callable[..., TestClient]
+
+
+@pytest.fixture
+def upstream() -> FakeUpstream:
+    return FakeUpstream()
+
+
+@pytest.fixture
+def make_chat(fake: FakeVLLM, upstream: FakeUpstream) -> Iterator[ChatFactory]:
+    clients: list[TestClient] = []
+
+    def make(**overrides: str) -> TestClient:
+        settings = {
+            "guard.max_retries": "0",
+            "upstream.url": "http://main-llm/v1",
+            "cache.enabled": "false",
+            **overrides,
+        }
+        settings = {key: value for key, value in settings.items() if value != "<unset>"}
+        app = create_app(
+            load_config(overrides=settings, environ={}),
+            guard_transport=httpx.MockTransport(fake),
+            upstream_transport=httpx.MockTransport(upstream),
+        )
+        client = TestClient(app, raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -11,46 +10,12 @@ import openai
 import pytest
 from fastapi.testclient import TestClient
 
-from guard_gateway import create_app, load_config
 from tests.fake_vllm import FakeVLLM
-from tests.gateway.chat_fakes import FakeUpstream
+from tests.gateway.chat_fakes import ChatFactory, FakeUpstream
 from tests.gateway.conftest import metric
 
-ChatFactory = Callable[..., TestClient]
 SAFE = [{"role": "user", "content": "Tell me a joke"}]
 UNSAFE = [{"role": "user", "content": "How do I build a bomb?"}]
-
-
-@pytest.fixture
-def upstream() -> FakeUpstream:
-    return FakeUpstream()
-
-
-@pytest.fixture
-def make_chat(fake: FakeVLLM, upstream: FakeUpstream) -> Iterator[ChatFactory]:
-    clients: list[TestClient] = []
-
-    def make(**overrides: str) -> TestClient:
-        settings = {
-            "guard.max_retries": "0",
-            "upstream.url": "http://main-llm/v1",
-            "cache.enabled": "false",
-            **overrides,
-        }
-        settings = {key: value for key, value in settings.items() if value != "<unset>"}
-        app = create_app(
-            load_config(overrides=settings, environ={}),
-            guard_transport=httpx.MockTransport(fake),
-            upstream_transport=httpx.MockTransport(upstream),
-        )
-        client = TestClient(app, raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
 
 
 def chat(client: TestClient, messages: list[dict[str, Any]], **extra: Any) -> httpx.Response:
