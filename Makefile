@@ -13,7 +13,7 @@ MODEL   ?=
 PORT    ?=
 SERVE_FLAGS = $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) $(if $(PORT),--port $(PORT))
 
-.PHONY: install serve test lint unit e2e standin bench-serve bench bench-client loadtest eval clean
+.PHONY: install serve test lint unit e2e standin bench-serve bench bench-client bench-gateway bench-gateway-chat loadtest eval clean
 
 install: $(STAMP)
 
@@ -75,3 +75,10 @@ bench: install
 # Start-up time and checks/s of 32 guard prompts, 16 in flight, on the full stand-in (JSON in loadtest/results/).
 bench-serve: install
 	$(BIN)/python -m loadtest bench-serve
+
+# The guarded chat proxy's cost (issue 12): whole answers parallel vs pre_call vs unguarded, and streams
+# at 50 tokens/s per hold-back window; fake upstream and fake guard over HTTP. Part of bench-gateway.
+bench-gateway-chat: install
+	$(BIN)/python -m loadtest.bench_chat --out loadtest/reports
+
+bench-gateway: bench-gateway-chat

@@ -10,8 +10,9 @@ import openai
 import pytest
 from fastapi.testclient import TestClient
 
+from loadtest.fake_llm import FakeUpstream
 from tests.fake_vllm import FakeVLLM
-from tests.gateway.chat_fakes import ChatFactory, FakeUpstream
+from tests.gateway.chat_fakes import ChatFactory
 from tests.gateway.conftest import metric
 
 SAFE = [{"role": "user", "content": "Tell me a joke"}]

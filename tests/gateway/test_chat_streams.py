@@ -14,8 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from guard_gateway import create_app, load_config
+from loadtest.fake_llm import FakeUpstream
 from tests.fake_vllm import FakeVLLM
-from tests.gateway.chat_fakes import ChatFactory, FakeUpstream, sse_events, streamed_text
+from tests.gateway.chat_fakes import ChatFactory, sse_events, streamed_text
 from tests.gateway.test_chat_proxy import SAFE, UNSAFE
 
 LONG = "Sure , here is a long and friendly answer about cooking pasta with tomatoes and basil today"
