@@ -17,7 +17,7 @@ GATEWAY_PORT ?=
 SERVE_FLAGS = $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) $(if $(PORT),--port $(PORT)) \
 	$(if $(filter 0,$(GATEWAY)),--no-gateway) $(if $(GATEWAY_PORT),--gateway-port $(GATEWAY_PORT))
 
-.PHONY: install serve test lint unit e2e standin bench-serve bench bench-client bench-screen bench-gateway loadtest eval clean
+.PHONY: install serve test lint unit e2e standin bench-serve bench bench-client bench-screen bench-gateway bench-gateway-chat loadtest eval clean
 
 install: $(STAMP)
 
@@ -86,9 +86,15 @@ bench-screen: install
 bench-serve: install
 	$(BIN)/python -m loadtest bench-serve
 
+# The guarded chat proxy's cost (issue 12): whole answers parallel vs pre_call vs unguarded, and streams
+# at 50 tokens/s per hold-back window; fake upstream and fake guard over HTTP. Part of bench-gateway.
+bench-gateway-chat: install
+	$(BIN)/python -m loadtest.bench_chat --out loadtest/reports
+
+
 # The gateway (issue 11): (a) through the gateway vs the client direct, (b) its overhead against an instant fake
 # guard, (c) the verdict cache at 0/30/90% repeats. JSON + markdown + PNG in loadtest/reports/.
 #   make bench-gateway BENCH_GATEWAY_FLAGS="--variant tiny --requests 64"   (short run)
 BENCH_GATEWAY_FLAGS ?=
-bench-gateway: install
+bench-gateway: install bench-gateway-chat
 	$(BIN)/python -m loadtest.bench_gateway --out loadtest/reports $(BENCH_GATEWAY_FLAGS)

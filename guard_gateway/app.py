@@ -17,6 +17,10 @@ from fastapi.routing import APIRoute
 
 from guard_gateway.auth import require_key
 from guard_gateway.cache import VerdictCache
+from guard_gateway.chat.api_router import proxy
+from guard_gateway.chat.api_router import router as chat_router
+from guard_gateway.chat.serving import ChatService
+from guard_gateway.chat.upstream import Upstream
 from guard_gateway.checks.api_router import router as checks_router
 from guard_gateway.checks.serving import CheckService
 from guard_gateway.config import GatewayConfig
@@ -33,10 +37,14 @@ from guard_gateway.policy import Policy
 from guard_gateway.state import GatewayState
 
 OPEN_ROUTERS: list[APIRouter] = [operations_router]
-PROTECTED_ROUTERS: list[APIRouter] = [moderations_router, checks_router, litellm_router]
+PROTECTED_ROUTERS: list[APIRouter] = [moderations_router, checks_router, litellm_router, chat_router]
 
 
-def build_state(config: GatewayConfig, guard_transport: httpx.AsyncBaseTransport | None = None) -> GatewayState:
+def build_state(
+    config: GatewayConfig,
+    guard_transport: httpx.AsyncBaseTransport | None = None,
+    upstream_transport: httpx.AsyncBaseTransport | None = None,
+) -> GatewayState:
     metrics = GatewayMetrics()
     cache = VerdictCache(config.cache.max_entries, config.cache.ttl_seconds) if config.cache.enabled else None
     guard = Guard(
@@ -48,6 +56,8 @@ def build_state(config: GatewayConfig, guard_transport: httpx.AsyncBaseTransport
         log_checked_text=config.logging.log_checked_text,
     )
     policy = Policy(config.policy, metrics)
+    api_keys = config.auth.keys()
+    upstream = Upstream(config.upstream, config.chat.upstream_timeout, bool(api_keys), upstream_transport)
     return GatewayState(
         config=config,
         metrics=metrics,
@@ -56,18 +66,26 @@ def build_state(config: GatewayConfig, guard_transport: httpx.AsyncBaseTransport
         moderations=ModerationService(guard, policy, config.moderations),
         checks=CheckService(guard, policy, config.moderations),
         litellm=GuardrailService(guard, policy),
-        api_keys=config.auth.keys(),
+        chat=ChatService(guard, policy, config.chat, upstream),
+        api_keys=api_keys,
     )
 
 
-def create_app(config: GatewayConfig, *, guard_transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
-    """The gateway for `config`; `guard_transport` replaces the HTTP transport to the guard (tests)."""
-    state = build_state(config, guard_transport)
+def create_app(
+    config: GatewayConfig,
+    *,
+    guard_transport: httpx.AsyncBaseTransport | None = None,
+    upstream_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """The gateway for `config`; the transports replace the HTTP transport to the guard and to the
+    upstream LLM (tests)."""
+    state = build_state(config, guard_transport, upstream_transport)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await state.guard.aclose()
+        await state.chat.upstream.aclose()
 
     app = FastAPI(
         title="Qwen3Guard gateway",
@@ -81,6 +99,9 @@ def create_app(config: GatewayConfig, *, guard_transport: httpx.AsyncBaseTranspo
         app.include_router(router)
     for router in PROTECTED_ROUTERS:
         app.include_router(router, dependencies=[Depends(require_key)])
+    for path in config.chat.passthrough_routes:  # unguarded by explicit configuration only
+        methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+        app.add_api_route(path, proxy, methods=methods, dependencies=[Depends(require_key)], include_in_schema=False)
     install_error_handlers(app)
     routes = [route.path for route in app.routes if isinstance(route, APIRoute)]
     # Outermost first: the log and gauge see every request, including those refused for size.

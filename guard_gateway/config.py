@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from guard_gateway.chat.settings import ChatSettings
 from guard_gateway.policy import PolicySettings
 
 ENV_PREFIX = "GUARD_GATEWAY_"
@@ -115,6 +116,7 @@ class GatewayConfig(_Section):
     limits: LimitSettings = Field(default=LimitSettings(), description="request limits")
     logging: LoggingSettings = Field(default=LoggingSettings(), description="logs")
     upstream: UpstreamSettings = Field(default=UpstreamSettings(), description="the main LLM (chat proxy)")
+    chat: ChatSettings = Field(default=ChatSettings(), description="the guarded /v1/chat/completions proxy")
 
 
 def _field_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:

@@ -7,6 +7,7 @@ from typing import cast
 
 from starlette.requests import Request
 
+from guard_gateway.chat.serving import ChatService
 from guard_gateway.checks.serving import CheckService
 from guard_gateway.config import GatewayConfig
 from guard_gateway.guard import Guard
@@ -25,6 +26,7 @@ class GatewayState:
     moderations: ModerationService
     checks: CheckService
     litellm: GuardrailService
+    chat: ChatService
     #: Client bearer keys; empty: no authentication.
     api_keys: frozenset[str]
 

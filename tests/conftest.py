@@ -35,6 +35,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
+#: The second name the session server answers to: the main LLM of the chat gateway's end-to-end tests.
+MAIN_LLM_NAME = "main-llm"
+
+
 @pytest.fixture(scope="session")
 def guard_server() -> Iterator[object]:
     """A real vLLM OpenAI server on the CPU serving the tiny stand-in, on a free port.
@@ -56,6 +60,8 @@ def guard_server() -> Iterator[object]:
         port=free_port(),
         # Dev mode adds POST /reset_prefix_cache, which the benchmark's runs use to start cold.
         env={"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_SERVER_DEV_MODE": "1"},
+        # The same server also plays the main LLM behind the chat gateway (tests/gateway/test_chat_e2e.py).
+        extra_args=["--served-model-name", profile.served_model_name, MAIN_LLM_NAME],
     )
     with server:
         yield server

@@ -1,9 +1,10 @@
 """The one in-process fake of vLLM's HTTP API (an httpx.MockTransport handler) for the unit tests.
 
 It answers /v1/models, /tokenize (one token per word; the real ids of the verdict words),
-/v1/chat/completions (`reply` decides the text), and both verdict-first completions (the verdict
-token, greedy among `allowed_token_ids`, and the follow-up that continues `reply`), each with a
-`usage` block counted in the same one-token-per-word way.
+/v1/chat/completions (`reply` decides the text; with `logprobs`, the verdict token's too), and both
+verdict-first completions (the verdict token, greedy among `allowed_token_ids`, and the follow-up that
+continues `reply`), each with a `usage` block counted in the same one-token-per-word way. `down` makes
+every request a refused connection (a guard that is down).
 """
 
 from __future__ import annotations

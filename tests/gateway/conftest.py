@@ -72,3 +72,7 @@ def metric(client: TestClient, name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return float(sample.value)
     return 0.0
+
+
+# The chat proxy's fixtures (the scripted main LLM and a gateway in front of it and the fake guard).
+from tests.gateway.chat_fakes import make_chat, upstream  # noqa: E402, F401

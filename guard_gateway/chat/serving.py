@@ -1,0 +1,223 @@
+"""`POST /v1/chat/completions` with input and output rails around the main LLM.
+
+Input rail: the conversation (see `protocol.guard_view`) with prompt moderation, `pre_call` (check, then
+call) or `parallel` (call and check together; nothing is released before the verdict; a block or a guard
+failure under fail_closed closes the upstream request so its tokens are not spent). A block is HTTP 400 as
+Azure OpenAI sends it, also for `stream: true` (plain JSON, before any event).
+
+Output rail, whole answers: each choice's answer (content, refusal, tool-call arguments) with response
+moderation of the conversation plus that answer. A blocked choice keeps HTTP 200, gets
+`finish_reason: "content_filter"`, loses its content, and carries `content_filter_results` and `qwen3guard`.
+Streams: `streaming.StreamRail`.
+
+The upstream's own errors pass through with its status and body. The request body is forwarded as the
+client sent it: the rails read `messages`, `stream` and `n` and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+from starlette.responses import JSONResponse, Response
+
+from guard_gateway.chat.protocol import (
+    ChatRails,
+    ContentFiltered,
+    GuardView,
+    annotates,
+    answer_text,
+    filter_results,
+    guard_view,
+    header_value,
+    qwen3guard,
+)
+from guard_gateway.chat.settings import ChatSettings, InputMode, Unsupported
+from guard_gateway.chat.streaming import DisconnectAwareStream, StreamRail, sse
+from guard_gateway.chat.upstream import Upstream, UpstreamError, passthrough, returned_headers
+from guard_gateway.errors import InvalidRequest
+from guard_gateway.guard import Guard
+from guard_gateway.policy import Decision, Policy
+
+INPUT = "chat_input"
+OUTPUT = "chat_output"
+PATH = "/chat/completions"
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.ms = 0.0
+
+
+class ChatService:
+    def __init__(self, guard: Guard, policy: Policy, settings: ChatSettings, upstream: Upstream) -> None:
+        self._guard = guard
+        self._policy = policy
+        self.settings = settings
+        self.upstream = upstream
+
+    async def _decide(self, checks: Sequence[tuple[Sequence[Mapping[str, str]], str]], endpoint: str) -> list[Decision]:
+        inputs = [self._guard.prepare(messages, param) for messages, param in checks]
+        verdicts = await self._guard.check(inputs, endpoint, [param for _, param in checks])
+        return self._policy.decide_all(verdicts, endpoint)  # GuardUnavailable under fail_closed
+
+    async def _input_rail(self, view: GuardView, timer: _Timer) -> list[Decision]:
+        started = time.perf_counter()
+        try:
+            decisions = await self._decide(view.input_checks(), INPUT)
+        finally:
+            timer.ms += (time.perf_counter() - started) * 1000
+        if any(decision.blocked for decision in decisions):
+            raise ContentFiltered(decisions, self._policy.strictness)
+        return decisions
+
+    def _prompt_annotation(self, decisions: Sequence[Decision], view: GuardView) -> dict[str, Any] | None:
+        """Azure's `prompt_filter_results` when the input is annotated: monitor mode, fail open, or parts
+        the guard could not read (passed by `chat.unsupported: pass_annotated`)."""
+        if not annotates(decisions) and not view.unread:
+            return None
+        results = filter_results(decisions)
+        if view.unread:
+            results["error"] = {
+                "code": "content_filter_error",
+                "message": "Not filtered (the guard reads text only): " + ", ".join(view.unread),
+            }
+        entry: dict[str, Any] = {"prompt_index": 0, "content_filter_results": results}
+        entry["qwen3guard"] = qwen3guard(decisions, self._policy.strictness)
+        return entry
+
+    async def create(self, raw: bytes, incoming: Mapping[str, str]) -> Response:
+        try:
+            body = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise InvalidRequest("We could not parse the JSON body of your request") from None
+        rails = ChatRails.read(body)
+        view = guard_view(rails.messages, refuse_unsupported=self.settings.unsupported is Unsupported.REFUSE)
+        headers = self.upstream.headers(incoming)
+        timer = _Timer()
+        call: asyncio.Future[httpx.Response] | None = None
+        try:
+            if self.settings.input_mode is InputMode.PARALLEL:
+                call = asyncio.ensure_future(self.upstream.open("POST", PATH, headers, raw))
+                decisions = await self._input_rail(view, timer)
+            else:
+                decisions = await self._input_rail(view, timer)
+                call = asyncio.ensure_future(self.upstream.open("POST", PATH, headers, raw))
+            response = await call
+        except BaseException:
+            await _abandon(call)
+            raise
+        guard_headers = {"x-guard-input": header_value(decisions), "x-guard-ms": f"{timer.ms:.1f}"}
+        prompt_annotation = self._prompt_annotation(decisions, view)
+        content_type = response.headers.get("content-type", "")
+        if response.status_code != 200:
+            return await passthrough(response, {**guard_headers, "x-guard-output": "none"})
+        if rails.stream and content_type.startswith("text/event-stream"):
+            return await self._stream(response, view, prompt_annotation, guard_headers)
+        return await self._whole(response, view, prompt_annotation, guard_headers, timer)
+
+    async def _whole(
+        self,
+        response: httpx.Response,
+        view: GuardView,
+        prompt_annotation: dict[str, Any] | None,
+        guard_headers: dict[str, str],
+        timer: _Timer,
+    ) -> Response:
+        try:
+            answer = json.loads(await response.aread())
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"The upstream LLM's answer broke off: {exc!r}", code="upstream_disconnected") from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise UpstreamError("The upstream LLM's answer is not JSON", code="upstream_bad_response") from None
+        finally:
+            await response.aclose()
+        choices = answer.get("choices") if isinstance(answer, dict) else None
+        if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+            raise UpstreamError("The upstream LLM's answer is not a chat completion", code="upstream_bad_response")
+        checks = [
+            (view.with_answer(answer_text(choice.get("message") or {})), f"choices[{index}]")
+            for index, choice in enumerate(choices)
+        ]
+        started = time.perf_counter()
+        decisions = await self._decide(checks, OUTPUT) if checks else []
+        timer.ms += (time.perf_counter() - started) * 1000
+        for choice, decision in zip(choices, decisions, strict=True):
+            if decision.blocked:
+                choice["message"] = {"role": "assistant", "content": None}
+                choice["finish_reason"] = "content_filter"
+                choice.pop("logprobs", None)
+            if decision.blocked or annotates([decision]):
+                choice["content_filter_results"] = filter_results([decision])
+                choice["qwen3guard"] = qwen3guard([decision], self._policy.strictness)
+        if prompt_annotation is not None:
+            answer["prompt_filter_results"] = [prompt_annotation]
+        headers = {
+            **returned_headers(response),
+            **guard_headers,
+            "x-guard-output": header_value(decisions),
+            "x-guard-ms": f"{timer.ms:.1f}",
+        }
+        headers.pop("content-type", None)
+        return JSONResponse(answer, headers=headers)
+
+    async def _stream(
+        self,
+        response: httpx.Response,
+        view: GuardView,
+        prompt_annotation: dict[str, Any] | None,
+        guard_headers: dict[str, str],
+    ) -> Response:
+        async def check(answers: Sequence[tuple[int, str]]) -> list[Decision]:
+            return await self._decide([(view.with_answer(text), f"choices[{i}]") for i, text in answers], OUTPUT)
+
+        rail = StreamRail(
+            response,
+            check,
+            self.settings.stream_mode,
+            self.settings.window_chars,
+            self._policy.strictness,
+            prologue=_prompt_chunk(prompt_annotation),
+        )
+        frames = rail.frames()
+        try:
+            # Run to the first release: a guard failure (fail closed) before it is still a 503.
+            first = await anext(frames)
+        except BaseException:
+            await frames.aclose()
+            raise
+
+        async def body() -> Any:
+            yield first
+            async for frame in frames:
+                yield frame
+
+        headers = {
+            **guard_headers,
+            "x-guard-output": f"in-stream; mode={self.settings.stream_mode.value}",
+            "cache-control": "no-cache",
+        }
+        return DisconnectAwareStream(body(), media_type="text/event-stream", headers=headers, on_close=frames.aclose)
+
+
+async def _abandon(call: asyncio.Future[httpx.Response] | None) -> None:
+    """Cancel an upstream call nobody will read, or close its response if it already came."""
+    if call is None:
+        return
+    if not call.done():
+        call.cancel()
+    with contextlib.suppress(BaseException):
+        response = await call
+        await response.aclose()
+
+
+def _prompt_chunk(annotation: dict[str, Any] | None) -> bytes:
+    """Azure's first stream chunk carrying the prompt annotation (`choices: []`), or nothing."""
+    if annotation is None:
+        return b""
+    return sse({"object": "chat.completion.chunk", "choices": [], "prompt_filter_results": [annotation]})

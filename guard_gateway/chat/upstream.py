@@ -1,0 +1,127 @@
+"""The main LLM behind the chat proxy: one pooled HTTP client, the credentials it is sent, and the
+plain proxying of `GET /v1/models` and configured passthrough routes.
+
+Credentials: the client's `Authorization` header is forwarded when `upstream.pass_client_key` is on and
+the gateway checks no keys of its own (with `auth.api_keys` set, that header holds the gateway's key, which
+never goes upstream); otherwise `upstream.api_key` is sent. The upstream key is sent to the upstream
+only: never to the guard, never logged (headers are not logged at all).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+
+import httpx
+from starlette.background import BackgroundTask
+from starlette.responses import Response, StreamingResponse
+
+from guard_gateway.config import UpstreamSettings
+from guard_gateway.errors import GatewayError
+
+#: Request headers forwarded upstream besides the credentials; the rest (host, cookies, ...) stay here.
+FORWARDED = ("accept", "content-type", "user-agent", "openai-organization", "openai-project")
+#: Response headers of the upstream passed back (hop-by-hop and length headers are the server's own).
+RETURNED = ("content-type", "x-request-id", "openai-processing-ms", "retry-after")
+
+
+class UpstreamError(GatewayError):
+    """The main LLM could not be reached or answered nothing usable: a gateway-to-upstream problem,
+    never a guard decision."""
+
+    status_code = 502
+    type = "upstream_error"
+
+
+class UpstreamTimeout(UpstreamError):
+    status_code = 504
+
+
+class UpstreamNotConfigured(GatewayError):
+    status_code = 404
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This gateway has no upstream LLM configured (upstream.url); it serves moderation only",
+            code="upstream_not_configured",
+        )
+
+
+class Upstream:
+    def __init__(
+        self,
+        settings: UpstreamSettings,
+        timeout: float,
+        gateway_keys: bool,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self._forward_client_key = settings.pass_client_key and not gateway_keys
+        self._client = (
+            httpx.AsyncClient(
+                base_url=settings.url.rstrip("/"),
+                timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+                transport=transport,
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
+            )
+            if settings.url
+            else None
+        )
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    def headers(self, incoming: Mapping[str, str]) -> dict[str, str]:
+        headers = {name: incoming[name] for name in FORWARDED if name in incoming}
+        client_key = incoming.get("authorization")
+        if self._forward_client_key and client_key:
+            headers["authorization"] = client_key
+        elif self.settings.api_key is not None:
+            headers["authorization"] = "Bearer " + self.settings.api_key.get_secret_value()
+        return headers
+
+    async def open(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes | None = None, query: str = ""
+    ) -> httpx.Response:
+        """Send a request and return the response with its body unread (the caller closes it)."""
+        if self._client is None:
+            raise UpstreamNotConfigured()
+        request = self._client.build_request(method, path, headers=headers, content=body, params=query or None)
+        try:
+            return await self._client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout(
+                f"The upstream LLM did not answer in time: {exc!r}", code="upstream_timeout"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"The upstream LLM is unreachable: {exc!r}", code="upstream_unavailable") from None
+
+
+def returned_headers(response: httpx.Response) -> dict[str, str]:
+    return {name: response.headers[name] for name in RETURNED if name in response.headers}
+
+
+async def passthrough(response: httpx.Response, extra: Mapping[str, str] | None = None) -> Response:
+    """The upstream's own answer, status and body as it sent them (its errors are its own, not the guard's)."""
+    try:
+        body = await response.aread()
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"The upstream LLM's answer broke off: {exc!r}", code="upstream_disconnected") from None
+    finally:
+        await response.aclose()
+    return Response(body, status_code=response.status_code, headers={**returned_headers(response), **(extra or {})})
+
+
+def streamed(response: httpx.Response) -> StreamingResponse:
+    """Proxy an upstream response as it arrives (the unguarded passthrough routes)."""
+
+    async def body() -> AsyncIterator[bytes]:
+        async for chunk in response.aiter_bytes():  # decoded: content-encoding is not passed back
+            yield chunk
+
+    return StreamingResponse(
+        body(),
+        status_code=response.status_code,
+        headers=returned_headers(response),
+        background=BackgroundTask(response.aclose),
+    )

@@ -1,0 +1,211 @@
+"""Streamed answers: hold-back windows, blocks that never leak, stream_first / end_only, failures, and a
+client that leaves (the upstream request is cancelled)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from fastapi.testclient import TestClient
+
+from guard_gateway import create_app, load_config
+from loadtest.fake_llm import FakeUpstream
+from tests.fake_vllm import FakeVLLM
+from tests.gateway.chat_fakes import ChatFactory, sse_events, streamed_text
+from tests.gateway.test_chat_proxy import SAFE, UNSAFE
+
+LONG = "Sure , here is a long and friendly answer about cooking pasta with tomatoes and basil today"
+
+
+def stream(client: TestClient, messages: list[dict[str, Any]] = SAFE, **extra: Any) -> httpx.Response:
+    body = {"model": "main-llm", "messages": messages, "stream": True, **extra}
+    return client.post("/v1/chat/completions", json=body)
+
+
+def test_a_safe_stream_is_released_whole_in_order(make_chat: ChatFactory, upstream: FakeUpstream, fake: FakeVLLM):
+    upstream.answers = [LONG]
+    response = stream(make_chat(**{"chat.window_chars": "20"}))
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    events = sse_events(response.text)
+    assert streamed_text(events) == LONG
+    assert events[-1] == "[DONE]" and events[-2]["choices"][0]["finish_reason"] == "stop"
+    output_checks = [b for b in fake.bodies("/v1/chat/completions") if b["messages"][-1]["role"] == "assistant"]
+    assert len(output_checks) >= 2  # windows, then the end
+    assert output_checks[-1]["messages"][-1]["content"] == LONG  # the end of the stream is always checked
+    # every check extends the previous one: the prefix cache reuses it
+    texts = [b["messages"][-1]["content"] for b in output_checks]
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(texts))
+
+
+@pytest.mark.parametrize("window", ["1", "16", "64", "100000"])
+def test_a_block_mid_stream_never_releases_the_withheld_text(
+    make_chat: ChatFactory, upstream: FakeUpstream, window: str
+):
+    upstream.answers = ["Sure , first you take some wire and then the bomb goes here and secret step two follows"]
+    response = stream(make_chat(**{"chat.window_chars": window}))
+    assert response.status_code == 200
+    events = sse_events(response.text)
+    assert "bomb" not in response.text and "secret" not in response.text
+    assert events[-1] == "[DONE]"
+    last = events[-2]["choices"][0]
+    assert last["finish_reason"] == "content_filter"
+    assert last["content_filter_results"]["violence"]["filtered"] is True
+    assert last["qwen3guard"]["checks"][0]["severity"] == "Unsafe"
+    assert upstream.abandoned + upstream.finished == 1
+
+
+def test_the_openai_sdk_sees_a_stream_block_as_finish_reason_content_filter(
+    make_chat: ChatFactory, upstream: FakeUpstream
+):
+    upstream.answers = ["a bomb"]
+    client = openai.OpenAI(base_url="http://gateway/v1", api_key="k", http_client=make_chat(), max_retries=0)
+    chunks = list(client.chat.completions.create(model="main-llm", messages=SAFE, stream=True))  # type: ignore[call-overload]
+    assert chunks[-1].choices[0].finish_reason == "content_filter"
+    assert "bomb" not in "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+def test_an_input_block_on_a_stream_is_plain_json_400_before_any_event(make_chat: ChatFactory, upstream: FakeUpstream):
+    upstream.delay = 5.0
+    response = stream(make_chat(), UNSAFE)
+    assert response.status_code == 400 and response.headers["content-type"] == "application/json"
+    assert response.json()["error"]["code"] == "content_filter"
+    assert upstream.abandoned == 1
+
+
+def test_tool_call_arguments_in_a_stream_are_checked(make_chat: ChatFactory, upstream: FakeUpstream):
+    upstream.answers = ["Let me look that up"]
+    upstream.tool_call = ("search", '{"q": "how to make a bomb"}')
+    response = stream(make_chat())
+    events = sse_events(response.text)
+    assert events[-2]["choices"][0]["finish_reason"] == "content_filter"
+    assert "bomb" not in response.text
+
+
+def test_stream_first_releases_before_checking_and_still_ends_on_a_block(
+    make_chat: ChatFactory, upstream: FakeUpstream
+):
+    upstream.answers = ["one two three bomb four"]
+    response = stream(make_chat(**{"chat.stream_mode": "stream_first"}))
+    events = sse_events(response.text)
+    assert events[-2]["choices"][0]["finish_reason"] == "content_filter" and events[-1] == "[DONE]"
+    assert streamed_text(events).startswith("one")  # released before its check: documented
+
+
+def test_end_only_checks_once_at_the_end(make_chat: ChatFactory, upstream: FakeUpstream, fake: FakeVLLM):
+    upstream.answers = [LONG]
+    response = stream(make_chat(**{"chat.stream_mode": "end_only", "chat.window_chars": "1"}))
+    assert streamed_text(sse_events(response.text)) == LONG
+    outputs = [b for b in fake.bodies("/v1/chat/completions") if b["messages"][-1]["role"] == "assistant"]
+    assert len(outputs) == 1
+
+
+def test_each_choice_of_n_is_checked_in_a_stream(make_chat: ChatFactory, upstream: FakeUpstream):
+    upstream.answers = ["fine words here", "a bomb here"]
+    events = sse_events(stream(make_chat(), n=2).text)
+    finishes = [(c["index"], c.get("finish_reason")) for e in events if isinstance(e, dict) for c in e["choices"]]
+    assert (1, "content_filter") in finishes and (1, "stop") not in finishes
+    assert "bomb" not in json.dumps(events)
+
+
+def test_annotate_mode_streams_a_prompt_annotation_chunk_first(make_chat: ChatFactory, upstream: FakeUpstream):
+    upstream.answers = ["a bomb joke"]
+    client = make_chat(**{"policy.prompt.default": "annotate", "policy.response.default": "annotate"})
+    events = sse_events(stream(client, UNSAFE).text)
+    assert events[0]["choices"] == [] and events[0]["prompt_filter_results"][0]["prompt_index"] == 0
+    assert streamed_text(events) == "a bomb joke"
+    annotated = [c for e in events if isinstance(e, dict) for c in e["choices"] if "content_filter_results" in c]
+    assert annotated[0]["content_filter_results"]["violence"] == {"filtered": False, "severity": "high"}
+
+
+def test_upstream_dying_mid_stream_ends_with_an_error_event_and_done(make_chat: ChatFactory, upstream: FakeUpstream):
+    upstream.answers = [LONG]
+    upstream.die_after = 5
+    response = stream(make_chat())
+    events = sse_events(response.text)
+    assert events[-1] == "[DONE]"
+    assert events[-2]["error"]["code"] == "upstream_disconnected"
+    assert events[-2]["error"]["type"] == "upstream_error"
+
+
+def test_upstream_error_on_a_stream_passes_through(make_chat: ChatFactory, upstream: FakeUpstream):
+    upstream.error = (429, {"error": {"message": "slow down", "type": "rate_limit", "param": None, "code": None}})
+    response = stream(make_chat())
+    assert response.status_code == 429 and response.json()["error"]["message"] == "slow down"
+
+
+def test_guard_down_on_a_stream_fails_closed_before_anything_is_released(
+    make_chat: ChatFactory, upstream: FakeUpstream, fake: FakeVLLM
+):
+    client = make_chat()
+    fake.script = [  # the input check passes, then the guard goes down
+        httpx.Response(200, json={"choices": [{"message": {"content": "Safety: Safe\nCategories: None"}}]})
+    ]
+    calls = 0
+
+    def down_after_input(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise httpx.ConnectError("down", request=request)
+        return FakeVLLM.__call__(fake, request)
+
+    client.app.state.gateway.guard.client._http._transport = httpx.MockTransport(down_after_input)  # type: ignore[attr-defined]
+    response = stream(client)
+    assert response.status_code == 503 and response.json()["error"]["code"] == "guard_unavailable"
+    assert "Hello" not in response.text
+
+
+def test_guard_down_on_a_stream_fails_open_annotated(make_chat: ChatFactory, upstream: FakeUpstream, fake: FakeVLLM):
+    fake.down = True
+    events = sse_events(stream(make_chat(**{"policy.on_guard_failure": "fail_open"})).text)
+    assert streamed_text(events) == "Hello there, how can I help?"
+    assert events[0]["prompt_filter_results"][0]["content_filter_results"]["error"]["code"] == "content_filter_error"
+
+
+async def _run_until_disconnect(fake: FakeVLLM, llm: FakeUpstream, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Drive the ASGI app directly: the client leaves 0.3 s after sending its request."""
+    config = load_config(overrides={"upstream.url": "http://main-llm/v1", "guard.max_retries": "0"}, environ={})
+    app = create_app(config, guard_transport=httpx.MockTransport(fake), upstream_transport=httpx.MockTransport(llm))
+    sent: list[dict[str, Any]] = []
+    request = [{"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if request:
+            return request.pop()
+        await asyncio.sleep(0.3)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "raw_path": b"/v1/chat/completions",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json")],
+        "client": ("test", 1),
+        "server": ("gateway", 80),
+        "scheme": "http",
+        "root_path": "",
+    }
+    await asyncio.wait_for(app(scope, receive, send), timeout=10)
+    return sent
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_a_client_that_leaves_cancels_the_upstream_request(fake: FakeVLLM, streamed: bool):
+    llm = FakeUpstream(answers=[LONG], token_interval=0.5 if streamed else 0.0, delay=0.0 if streamed else 5.0)
+    body = {"model": "main-llm", "messages": SAFE, "stream": streamed}
+    sent = asyncio.run(_run_until_disconnect(fake, llm, body))
+    assert llm.abandoned == 1 and llm.finished == 0
+    released = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    assert LONG.encode() not in released
