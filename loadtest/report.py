@@ -100,8 +100,11 @@ def bench_markdown(result: dict[str, Any], plot_name: str = "bench.png") -> str:
             '"Of the bf16 limit" is FLOPs per check × checks/s over that limit. FLOPs per check count the matrix '
             "products of the tokens the server computed: prompt tokens not served from the prefix cache, plus output "
             "tokens, through every layer, attention over the whole context included (`loadtest/flops.py`). "
-            "Absolute checks/s move with the machine and with what else runs on it; the ratios and these "
-            "fractions, measured in one run, are what carries over.",
+            "Absolute checks/s move with the machine and with what else runs on it (twofold between machines "
+            "of one kind); the ratios to the baseline and these fractions, measured in one run, are what carries "
+            "over. On a shared machine the arms and the limit's measurements all compete with other work (the "
+            "load averages below); the limit is the best of its measurements, so other work lowers a fraction "
+            "more often than it raises one.",
         ]
     lines += ["", "What each arm sent:", ""]
     seen = set()
