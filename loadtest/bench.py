@@ -326,7 +326,7 @@ class ServerSession:
             ) as client,
         ):
             tokens = (await client.verdict_tokens()).ids
-            verdict_first = kind is Arm.VERDICT_FIRST
+            verdict_first = Arm(kind) is Arm.VERDICT_FIRST
             options = CheckOptions(verdict_only=True) if verdict_first else CheckOptions(constrain=True)
             if self.standin:
                 # Random weights pick among the allowed tokens at random and tend to write three long
