@@ -92,7 +92,7 @@ def _bench_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from loadtest.bench import ARMS
+    from loadtest.bench import ARM_SPECS, ARMS, Arm
     from loadtest.run import add_arguments
 
     parser = argparse.ArgumentParser(prog="python -m loadtest", description=__doc__.split("\n\n")[0])
@@ -105,7 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="side-by-side throughput of the baseline, the recipe and this project")
     bench.add_argument("--model", help="standin:full (default on the CPU), a model directory or a HF id")
     bench.add_argument("--profile", help="serving profile of the tuned arms (default: gpu with a GPU, else cpu)")
-    bench.add_argument("--arms", nargs="+", choices=ARMS, help="arms to run (default: all)")
+    bench.add_argument(
+        "--arms",
+        nargs="+",
+        type=Arm,
+        choices=ARMS,
+        metavar="ARM",
+        help="arms to run (default: all): " + "; ".join(f"{arm}: {spec.label}" for arm, spec in ARM_SPECS.items()),
+    )
     bench.add_argument("--prompt-items", type=int, default=48, help="ToxicChat texts (prompt moderation)")
     bench.add_argument("--response-items", type=int, default=32, help="BeaverTails pairs (response moderation)")
     bench.add_argument("--baseline-items", type=int, default=8, help="texts per mode the transformers baseline checks")

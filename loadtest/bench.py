@@ -1,17 +1,12 @@
 """`python -m loadtest bench`: where the throughput comes from, measured side by side in one run.
 
 Same machine, same prompts (prompt moderation: ToxicChat; response moderation: BeaverTails), output
-forced to the length the real model writes (9 tokens for a prompt check, 13 for a response check):
+forced to the length the real model writes (9 tokens for a prompt check, 13 for a response check).
+The arms, what each needs and what it sends: `ARM_SPECS` below (one table; the report reads it too).
 
-  transformers    `generate`, one check at a time, as in the model card (the baseline)
-  vllm-recipe     vLLM as the public recipe runs it: chat endpoint, plain flags, prefix caching off
-  tuned           this project's serving profile, same forced-length chat requests
-  tuned-client    the project's client as shipped for a stand-in (`constrain=True`; length not forced)
-  verdict-first   the client's verdict-first path (`verdict_only=True`): one decode step per check,
-                  plus its follow-up category request, charged to the items the dataset labels harmful
-  decode-share    raw completions on the tuned server: the whole answer against the verdict token
-                  alone, on fresh prompts and on prompts already cached; the most any verdict-first
-                  client can gain on this machine, and what repeat traffic gains
+The same run measures the machine's bf16 matrix-product rate and reports, for every arm and mode, the
+FLOPs one check costs (from the model's shape and the tokens the server actually computed) and the
+achieved FLOP/s as a fraction of that limit (`loadtest.flops`).
 
 Servers run one at a time and are always stopped. Between runs on one server the prefix cache is
 reset and re-warmed with a text outside the sample, so no run profits from an earlier one.
@@ -29,14 +24,22 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from loadtest.corpus import BEAVERTAILS, PACKAGE_DIR, TOXICCHAT, GuardItem, load_jsonl, sample
+from loadtest.flops import (
+    FLOP_FIELDS,
+    ModelShape,
+    guard_model_shape,
+    measure_machine_limit,
+    run_flops,
+)
 from loadtest.workload import (
     HTTP_TIMEOUT,
     REAL_OUTPUT_TOKENS,
@@ -52,7 +55,98 @@ from loadtest.workload import (
     prefix_cache_counters,
 )
 
-ARMS = ("transformers", "vllm-recipe", "tuned", "tuned-client", "verdict-first", "decode-share")
+
+class Arm(StrEnum):
+    """One way of serving the guard, measured side by side. The values are the names in the JSON."""
+
+    TRANSFORMERS = "transformers"
+    VLLM_RECIPE = "vllm-recipe"
+    TUNED = "tuned"
+    TUNED_CLIENT = "tuned-client"
+    VERDICT_FIRST = "verdict-first"
+    DECODE_SHARE = "decode-share"
+
+
+class Server(StrEnum):
+    """What an arm runs on."""
+
+    NONE = "none"  # transformers in a process of its own
+    RECIPE = "recipe"  # vLLM with the public recipe's flags
+    TUNED = "tuned"  # vLLM with this project's serving profile
+
+
+class Driver(StrEnum):
+    """How an arm's checks are sent."""
+
+    GENERATE = "generate"  # transformers generate(), one check at a time
+    FORCED_CHAT = "forced-chat"  # chat requests, output forced to the real length, over the whole sweep
+    CLIENT = "client"  # the project's client
+    COMPLETIONS = "completions"  # raw completions of rendered prompts, at the headline concurrency only
+
+
+@dataclass(frozen=True)
+class ArmSpec:
+    label: str  # in the report
+    server: Server
+    driver: Driver
+    description: str
+    baseline: bool = False  # the others' checks/s are given as multiples of this one's
+    whole_sweep: bool = True  # every in-flight level of the sweep, or only the headline concurrency
+
+
+ARM_SPECS: dict[Arm, ArmSpec] = {
+    Arm.TRANSFORMERS: ArmSpec(
+        "transformers `generate`, one at a time (baseline)",
+        Server.NONE,
+        Driver.GENERATE,
+        "`generate`, one check at a time, as in the model card",
+        baseline=True,
+    ),
+    Arm.VLLM_RECIPE: ArmSpec(
+        "vLLM as the public recipe runs it",
+        Server.RECIPE,
+        Driver.FORCED_CHAT,
+        "vLLM as the public recipe runs it: chat endpoint, plain flags, prefix caching off",
+    ),
+    Arm.TUNED: ArmSpec(
+        "this project's serving profile",
+        Server.TUNED,
+        Driver.FORCED_CHAT,
+        "this project's serving profile, same forced-length chat requests",
+    ),
+    Arm.TUNED_CLIENT: ArmSpec(
+        "profile + client, constrained decoding",
+        Server.TUNED,
+        Driver.CLIENT,
+        "the project's client as shipped for a stand-in (`constrain=True`; length not forced)",
+        whole_sweep=False,
+    ),
+    Arm.VERDICT_FIRST: ArmSpec(
+        "profile + client, verdict-first",
+        Server.TUNED,
+        Driver.CLIENT,
+        "the client's verdict-first path (`verdict_only=True`): one decode step per check, plus its follow-up "
+        "category request, charged to the items the dataset labels harmful",
+    ),
+    Arm.DECODE_SHARE: ArmSpec(
+        "raw completions: whole answer against the verdict token",
+        Server.TUNED,
+        Driver.COMPLETIONS,
+        "raw completions on the tuned server: the whole answer against the verdict token alone, on fresh "
+        "prompts and on prompts already cached; the most any verdict-first client can gain on this machine, "
+        "and what repeat traffic gains",
+        whole_sweep=False,
+    ),
+}
+ARMS: tuple[Arm, ...] = tuple(Arm)
+BASELINE = next(arm for arm, spec in ARM_SPECS.items() if spec.baseline)
+
+
+def arm_label(name: str) -> str:
+    """The report's label for an arm name from a result (an unknown name from an old report stays as is)."""
+    return ARM_SPECS[Arm(name)].label if name in ARMS else name
+
+
 RESULTS_DIR = PACKAGE_DIR / "results"
 #: The public recipe's only serving flag (docs.vllm.ai recipes, Qwen3Guard-Gen).
 RECIPE_MAX_MODEL_LEN = 32768
@@ -74,7 +168,7 @@ class BenchConfig:
     concurrency: int = 16
     sweep: tuple[int, ...] = (1, 4, 16)
     seed: int = 0
-    arms: tuple[str, ...] = ARMS
+    arms: tuple[Arm, ...] = ARMS
     server_env: dict[str, str] = field(default_factory=dict)
     server_args: list[str] = field(default_factory=list)
 
@@ -220,7 +314,7 @@ class ServerSession:
                     _progress(run)
         return runs
 
-    async def client_runs(self, kind: str, sweep: Sequence[int]) -> list[dict[str, Any]]:
+    async def client_runs(self, kind: Arm, sweep: Sequence[int]) -> list[dict[str, Any]]:
         from guard_client import AsyncGuardClient, CheckOptions, Safety
 
         transport = InstrumentedTransport()
@@ -232,7 +326,8 @@ class ServerSession:
             ) as client,
         ):
             tokens = (await client.verdict_tokens()).ids
-            options = CheckOptions(verdict_only=True) if kind == "verdict-first" else CheckOptions(constrain=True)
+            verdict_first = Arm(kind) is Arm.VERDICT_FIRST
+            options = CheckOptions(verdict_only=True) if verdict_first else CheckOptions(constrain=True)
             if self.standin:
                 # Random weights pick among the allowed tokens at random and tend to write three long
                 # category names (30+ tokens); the real model names one (9-13 tokens): what it costs.
@@ -240,7 +335,7 @@ class ServerSession:
 
             async def check(item: GuardItem) -> CheckOutcome:
                 pin = None
-                if kind == "verdict-first":
+                if verdict_first:
                     pin = tokens[Safety.UNSAFE] if item.harmful else tokens[Safety.SAFE]
                 return await instrumented_check(client, item, pin, **options)
 
@@ -256,7 +351,7 @@ class ServerSession:
                     run = await self.measured(http, mode, runner)
                     harmful = sum(item.harmful for item in items)
                     narrowed = " narrowed to one category" if self.standin else ""
-                    if kind == "verdict-first":
+                    if verdict_first:
                         sent = (
                             "completions, 1 output token (verdict word); then a completion continuing the prompt "
                             f"after the verdict word, under the client's category grammar{narrowed}, for the "
@@ -264,7 +359,7 @@ class ServerSession:
                         )
                     else:
                         sent = f"chat via the client, constrain=True: the client's verdict grammar{narrowed}"
-                    runs.append({**run, "sent": sent, "followups": harmful if kind == "verdict-first" else None})
+                    runs.append({**run, "sent": sent, "followups": harmful if verdict_first else None})
                     _progress(run)
         return runs
 
@@ -320,27 +415,30 @@ def run_transformers(config: BenchConfig, model_path: str, workload: Workload) -
             }
             runs.append(run)
             _progress(run)
-    return {"arm": "transformers", "runs": runs, "peak_rss_gib": round(sampler.peak_gib, 2), "startup_s": None}
+    return {"arm": Arm.TRANSFORMERS.value, "runs": runs, "peak_rss_gib": round(sampler.peak_gib, 2), "startup_s": None}
 
 
 def run_server_arm(
-    arm: str, server: Any, workload: Workload, jobs: list[tuple[str, Sequence[int]]]
+    name: str, server: Any, workload: Workload, jobs: list[tuple[Arm, Sequence[int]]]
 ) -> list[dict[str, Any]]:
-    """Start `server`, run each (kind, sweep) job on it, stop it; one result per arm name in jobs."""
+    """Start `server`, run each (arm, sweep) job on it, stop it; one result per arm in jobs."""
     sampler = RssSampler()
     results = []
     with sampler, server:
-        print(f"  {arm}: server ready in {server.startup_seconds:.0f} s", file=sys.stderr, flush=True)
+        print(f"  {name}: server ready in {server.startup_seconds:.0f} s", file=sys.stderr, flush=True)
         session = ServerSession(server.url, workload, server.is_standin)
         for kind, sweep in jobs:
             print(f"  {kind}:", file=sys.stderr, flush=True)
-            if kind in ("vllm-recipe", "tuned"):
+            driver = ARM_SPECS[kind].driver
+            if driver is Driver.FORCED_CHAT:
                 runs = asyncio.run(session.forced_sweep(sweep))
-            elif kind == "decode-share":
+            elif driver is Driver.COMPLETIONS:
                 runs = asyncio.run(session.decode_share_runs(max(sweep)))
-            else:
+            elif driver is Driver.CLIENT:
                 runs = asyncio.run(session.client_runs(kind, sweep))
-            results.append({"arm": kind, "runs": runs, "startup_s": round(server.startup_seconds, 1)})
+            else:
+                raise ValueError(f"{kind} does not run on a server")
+            results.append({"arm": kind.value, "runs": runs, "startup_s": round(server.startup_seconds, 1)})
     for result in results:
         result["peak_rss_gib"] = round(sampler.peak_gib, 2)  # one server, one peak
     return results
@@ -402,35 +500,42 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         raise ValueError(f"unknown arms {sorted(unknown)}; choose from {', '.join(ARMS)}")
     started = time.monotonic()
     model_path = resolve_model(config.model)
+    shape = model_shape(model_path)
     workload = build_workload(config)
     profile = load_profile(config.profile)
     dev_env = {"VLLM_SERVER_DEV_MODE": "1"}  # exposes POST /reset_prefix_cache between runs
     arms: list[dict[str, Any]] = []
     loads: dict[str, list[float]] = {}
-    if "transformers" in config.arms:
-        with _stage("transformers baseline", loads):
-            arms.append(run_transformers(config, model_path, workload))
-    if "vllm-recipe" in config.arms:
-        with _stage("vLLM as the public recipe runs it", loads):
-            server = recipe_server(config.profile, model_path, free_port(), dev_env)
-            arms += run_server_arm("vllm-recipe", server, workload, [("vllm-recipe", config.sweep)])
-    tuned_jobs: list[tuple[str, Sequence[int]]] = [
-        (kind, sweep)
-        for kind, sweep in (
-            ("tuned", config.sweep),
-            ("tuned-client", (config.concurrency,)),
-            ("verdict-first", config.sweep),
-            ("decode-share", (config.concurrency,)),
-        )
-        if kind in config.arms
-    ]
-    if tuned_jobs:
-        with _stage(f"the {profile.name} profile", loads):
-            server = tuned_server(
-                config.profile, model_path, free_port(), {**config.server_env, **dev_env}, config.server_args
-            )
-            arms += run_server_arm("tuned", server, workload, tuned_jobs)
-    decode_share = next((arm for arm in arms if arm["arm"] == "decode-share"), None)
+    limits: dict[str, dict[str, Any]] = {}
+    with _stage("bf16 matrix-product rate (before)", loads):
+        limits["before"] = measure_machine_limit(shape)
+    wanted = [arm for arm in ARMS if arm in config.arms]
+    for server_kind, stage in (
+        (Server.NONE, "transformers baseline"),
+        (Server.RECIPE, "vLLM as the public recipe runs it"),
+        (Server.TUNED, f"the {profile.name} profile"),
+    ):
+        jobs: list[tuple[Arm, Sequence[int]]] = [
+            (arm, config.sweep if ARM_SPECS[arm].whole_sweep else (config.concurrency,))
+            for arm in wanted
+            if ARM_SPECS[arm].server is server_kind
+        ]
+        if not jobs:
+            continue
+        with _stage(stage, loads):
+            if server_kind is Server.NONE:
+                arms.append(run_transformers(config, model_path, workload))
+            elif server_kind is Server.RECIPE:
+                server = recipe_server(config.profile, model_path, free_port(), dev_env)
+                arms += run_server_arm(server_kind, server, workload, jobs)
+            else:
+                server = tuned_server(
+                    config.profile, model_path, free_port(), {**config.server_env, **dev_env}, config.server_args
+                )
+                arms += run_server_arm(server_kind, server, workload, jobs)
+    with _stage("bf16 matrix-product rate (after)", loads):
+        limits["after"] = measure_machine_limit(shape)
+    decode_share = next((arm for arm in arms if arm["arm"] == Arm.DECODE_SHARE), None)
     arms = [arm for arm in arms if arm is not decode_share]
     result = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -455,12 +560,48 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         "arms": arms,
         "decode_share": decode_share_summary(decode_share["runs"], config.concurrency) if decode_share else None,
         "load_average_1min": loads,
+        "model_shape": asdict(shape),
+        "machine_limit": machine_limit(limits),
         "wall_s": round(time.monotonic() - started, 1),
     }
     if result["standin"]:
         result["note"] = STANDIN_NOTE
+    annotate_flops(result)
     result["headline"] = headline(result)
     return result
+
+
+def model_shape(model_path: str) -> ModelShape:
+    """The served model's shape from its `config.json`; Qwen3Guard-Gen-0.6B's where there is none here."""
+    config = Path(model_path) / "config.json"
+    if config.is_file():
+        return ModelShape.from_config(json.loads(config.read_text()))
+    return guard_model_shape()
+
+
+def machine_limit(measurements: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The best of the matrix-product rates measured before and after the arms: the machine's limit."""
+    best = max(measurements.values(), key=lambda m: m["limit_gflop_per_s"])
+    return {
+        "limit_gflop_per_s": best["limit_gflop_per_s"],
+        "threads": best["threads"],
+        "device": best["device"],
+        "kernel": best.get("limit_kernel"),
+        "measurements": measurements,
+    }
+
+
+def annotate_flops(result: dict[str, Any]) -> None:
+    """Add FLOPs per check, achieved FLOP/s and the fraction of the machine's limit to every run."""
+    shape = ModelShape(**result["model_shape"])
+    limit = result["machine_limit"]["limit_gflop_per_s"] * 1e9
+    share = result.get("decode_share") or {}
+    for run in [run for arm in result["arms"] for run in arm["runs"]] + share.get("runs", []):
+        run.update(run_flops(shape, run, limit))
+    for mode, row in share.get("modes", {}).items():
+        for run in share["runs"]:
+            if run["mode"] == mode:
+                row[f"{run['variant'].replace('-', '_')}_fraction_of_limit"] = run["fraction_of_limit"]
 
 
 def headline(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -468,15 +609,12 @@ def headline(result: dict[str, Any]) -> list[dict[str, Any]]:
     of its checks/s to the baseline's for the same mode."""
     concurrency = result["concurrency"]
     baseline = {
-        run["mode"]: run["checks_per_s"]
-        for arm in result["arms"]
-        if arm["arm"] == "transformers"
-        for run in arm["runs"]
+        run["mode"]: run["checks_per_s"] for arm in result["arms"] if arm["arm"] == BASELINE for run in arm["runs"]
     }
     rows = []
     for arm in result["arms"]:
         for run in arm["runs"]:
-            wanted = 1 if arm["arm"] == "transformers" else concurrency
+            wanted = 1 if arm["arm"] == BASELINE else concurrency
             if run["concurrency"] != wanted:
                 continue
             base = baseline.get(run["mode"])
@@ -496,6 +634,7 @@ def headline(result: dict[str, Any]) -> list[dict[str, Any]]:
                     "requests_per_check": run["requests_per_check"],
                     "errors": run["errors"],
                     "sent": run["sent"],
+                    **{key: run.get(key) for key in FLOP_FIELDS},
                 }
             )
     return rows
@@ -506,7 +645,7 @@ def verdict_first_vs_full(result: dict[str, Any]) -> dict[str, Any]:
     rows = {(r["arm"], r["mode"]): r for r in result["headline"]}
     out = {}
     for mode in ("prompt", "response"):
-        fast, full = rows.get(("verdict-first", mode)), rows.get(("tuned", mode))
+        fast, full = rows.get((Arm.VERDICT_FIRST, mode)), rows.get((Arm.TUNED, mode))
         if fast and full and full["checks_per_s"]:
             out[mode] = {
                 "concurrency": result["concurrency"],

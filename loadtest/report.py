@@ -5,13 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-ARM_LABELS = {
-    "transformers": "transformers `generate`, one at a time (baseline)",
-    "vllm-recipe": "vLLM as the public recipe runs it",
-    "tuned": "this project's serving profile",
-    "tuned-client": "profile + client, constrained decoding",
-    "verdict-first": "profile + client, verdict-first",
-}
+from loadtest.bench import BASELINE, arm_label
 
 
 def _fmt(value: Any, spec: str = ".2f", none: str = "–") -> str:
@@ -22,8 +16,17 @@ def _fmt(value: Any, spec: str = ".2f", none: str = "–") -> str:
     return format(value, spec)
 
 
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.0%}"
+def _pct(value: float | None, spec: str = ".0%") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def _limit_text(result: dict[str, Any]) -> str | None:
+    limit = result.get("machine_limit")
+    if not limit:
+        return None
+    where = "the GPU" if str(limit.get("device", "cpu")).startswith("cuda") else f"{limit['threads']} CPU threads"
+    kernel = f"`{limit['kernel']}`, " if limit.get("kernel") else ""
+    return f"{limit['limit_gflop_per_s']:.0f} GFLOP/s (bf16 matrix products, {kernel}{where})"
 
 
 def bench_markdown(result: dict[str, Any], plot_name: str = "bench.png") -> str:
@@ -61,24 +64,54 @@ def bench_markdown(result: dict[str, Any], plot_name: str = "bench.png") -> str:
         "",
         f"## {result['concurrency']} checks in flight (the baseline: one at a time)",
         "",
-        "| arm | mode | in flight | checks/s | × baseline | p50 s | p95 s | prefix-cache hits | peak RSS GiB "
-        "| prompt tokens/check | output tokens/check | requests/check | errors |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| arm | mode | in flight | checks/s | × baseline | of the bf16 limit | GFLOP/check | achieved GFLOP/s "
+        "| p50 s | p95 s | prefix-cache hits | peak RSS GiB | prompt tokens/check | uncached tokens/check "
+        "| output tokens/check | requests/check | errors |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for row in result["headline"]:
         lines.append(
-            f"| {ARM_LABELS.get(row['arm'], row['arm'])} | {row['mode']} | {row['concurrency']} "
-            f"| {_fmt(row['checks_per_s'])} | {_fmt(row['x_baseline'], '.1f')}× | {_fmt(row['latency_p50_s'])} "
+            f"| {arm_label(row['arm'])} | {row['mode']} | {row['concurrency']} "
+            f"| {_fmt(row['checks_per_s'])} | {_fmt(row['x_baseline'], '.1f')}× "
+            f"| {_pct(row.get('fraction_of_limit'), '.1%')} | {_fmt(row.get('gflop_per_check'), '.1f')} "
+            f"| {_fmt(row.get('achieved_gflop_per_s'), '.1f')} | {_fmt(row['latency_p50_s'])} "
             f"| {_fmt(row['latency_p95_s'])} | {_pct(row['prefix_cache_hit_rate'])} "
             f"| {_fmt(row['peak_rss_gib'], '.1f')} | {_fmt(row.get('mean_prompt_tokens'), '.0f')} "
+            f"| {_fmt(row.get('uncached_tokens_per_check'), '.0f')} "
             f"| {_fmt(row['mean_output_tokens'], '.1f')} | {_fmt(row['requests_per_check'], '.2f')} | {row['errors']} |"
         )
+    limit_text = _limit_text(result)
+    if limit_text:
+        limit = result["machine_limit"]
+        measured = "; ".join(
+            f"{when}: "
+            + ", ".join(
+                f"{s.get('kernel', 'torch.matmul')} {'×'.join(map(str, s['shape']))} {s['best_gflop_per_s']:.0f}"
+                for s in m["shapes"]
+            )
+            for when, m in limit["measurements"].items()
+        )
+        lines += [
+            "",
+            f"The machine's limit, measured in this run: **{limit_text}**, the best one-second window of "
+            "`torch.matmul` and of vLLM's oneDNN kernel (what the CPU server uses, where installed) on bf16 "
+            "matrices shaped like the model's layers (a 512-token batch) and a large square one, before and after "
+            f"the arms (GFLOP/s by kernel and shape, rows×inner×columns: {measured}). "
+            '"Of the bf16 limit" is FLOPs per check × checks/s over that limit. FLOPs per check count the matrix '
+            "products of the tokens the server computed: prompt tokens not served from the prefix cache, plus output "
+            "tokens, through every layer, attention over the whole context included (`loadtest/flops.py`). "
+            "Absolute checks/s move with the machine and with what else runs on it (twofold between machines "
+            "of one kind); the ratios to the baseline and these fractions, measured in one run, are what carries "
+            "over. On a shared machine the arms and the limit's measurements all compete with other work (the "
+            "load averages below); the limit is the best of its measurements, so other work lowers a fraction "
+            "more often than it raises one.",
+        ]
     lines += ["", "What each arm sent:", ""]
     seen = set()
     for row in result["headline"]:
         if (row["arm"], row["mode"]) not in seen:
             seen.add((row["arm"], row["mode"]))
-            lines.append(f"- {ARM_LABELS.get(row['arm'], row['arm'])}, {row['mode']}: {row['sent']}")
+            lines.append(f"- {arm_label(row['arm'])}, {row['mode']}: {row['sent']}")
     vf = result.get("verdict_first_vs_full") or {}
     if vf:
         lines += [
@@ -105,15 +138,18 @@ def bench_markdown(result: dict[str, Any], plot_name: str = "bench.png") -> str:
             "reach on this server); and the verdict token again with those prompts already in the prefix cache "
             "(only what repeat traffic sees).",
             "",
-            "| mode | whole answer checks/s | verdict token checks/s | × whole answer "
-            "| verdict token, prompts cached, checks/s | × whole answer |",
-            "|---|--:|--:|--:|--:|--:|",
+            "| mode | whole answer checks/s | of the bf16 limit | verdict token checks/s | × whole answer "
+            "| of the bf16 limit | verdict token, prompts cached, checks/s | × whole answer | of the bf16 limit |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
         ]
         for mode, row in share["modes"].items():
             lines.append(
-                f"| {mode} | {_fmt(row.get('answer'))} | {_fmt(row.get('verdict-token'))} "
-                f"| {_fmt(row.get('verdict_token_vs_answer'), '.2f')}× | {_fmt(row.get('verdict-token-cached'))} "
-                f"| {_fmt(row.get('verdict_token_cached_vs_answer'), '.2f')}× |"
+                f"| {mode} | {_fmt(row.get('answer'))} | {_pct(row.get('answer_fraction_of_limit'), '.1%')} "
+                f"| {_fmt(row.get('verdict-token'))} | {_fmt(row.get('verdict_token_vs_answer'), '.2f')}× "
+                f"| {_pct(row.get('verdict_token_fraction_of_limit'), '.1%')} "
+                f"| {_fmt(row.get('verdict-token-cached'))} "
+                f"| {_fmt(row.get('verdict_token_cached_vs_answer'), '.2f')}× "
+                f"| {_pct(row.get('verdict_token_cached_fraction_of_limit'), '.1%')} |"
             )
         lines += [
             "",
@@ -130,14 +166,15 @@ def bench_markdown(result: dict[str, Any], plot_name: str = "bench.png") -> str:
         "",
         f"![checks/s against checks in flight]({plot_name})",
         "",
-        "| arm | mode | in flight | checks | checks/s | p50 s | p95 s | prefix-cache hits |",
-        "|---|---|--:|--:|--:|--:|--:|--:|",
+        "| arm | mode | in flight | checks | checks/s | of the bf16 limit | p50 s | p95 s | prefix-cache hits |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for arm in result["arms"]:
         for run in arm["runs"]:
             lines.append(
                 f"| {arm['arm']} | {run['mode']} | {run['concurrency']} | {run['items']} "
-                f"| {_fmt(run['checks_per_s'])} | {_fmt(run['latency_p50_s'])} | {_fmt(run['latency_p95_s'])} "
+                f"| {_fmt(run['checks_per_s'])} | {_pct(run.get('fraction_of_limit'), '.1%')} "
+                f"| {_fmt(run['latency_p50_s'])} | {_fmt(run['latency_p95_s'])} "
                 f"| {_pct(run['prefix_cache_hit_rate'])} |"
             )
     lines += [
@@ -187,14 +224,19 @@ def bench_plot(result: dict[str, Any], path: Path) -> None:
 
     modes = ("prompt", "response")
     share = result.get("decode_share")
-    figure, axes = plt.subplots(1, 3 if share else 2, figsize=(16 if share else 11, 4.2), sharey=False)
+    limited = any(row.get("fraction_of_limit") is not None for row in result["headline"])
+    panels = 2 + bool(share) + limited
+    figure, grid = plt.subplots(2, 2, figsize=(13, 8.4)) if panels > 2 else plt.subplots(1, 2, figsize=(11, 4.2))
+    axes = list(grid.flat)
+    for axis in axes[panels:]:
+        axis.set_visible(False)
     for axis, mode in zip(axes, modes, strict=False):
         for arm in result["arms"]:
             runs = sorted((r for r in arm["runs"] if r["mode"] == mode), key=lambda r: r["concurrency"])
             if not runs:
                 continue
-            label = ARM_LABELS.get(arm["arm"], arm["arm"])
-            if arm["arm"] == "transformers":
+            label = arm_label(arm["arm"])
+            if arm["arm"] == BASELINE:
                 axis.axhline(runs[0]["checks_per_s"], linestyle="--", color="grey", label=label)
                 continue
             axis.plot([r["concurrency"] for r in runs], [r["checks_per_s"] for r in runs], marker="o", label=label)
@@ -209,13 +251,15 @@ def bench_plot(result: dict[str, Any], path: Path) -> None:
         axis.set_ylim(bottom=0)
     if share:
         _decode_share_bars(axes[2], share)
+    if limited:
+        _limit_bars(axes[2 + bool(share)], result)
     handles, labels = axes[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
     title = "Guard checks/s against checks in flight"
     if result.get("standin"):
         title += " (random-weight stand-in: verdicts meaningless)"
     figure.suptitle(title, fontsize=10)
-    figure.tight_layout(rect=(0, 0.1, 1, 0.95))
+    figure.tight_layout(rect=(0, 0.07 if panels > 2 else 0.1, 1, 0.95))
     figure.savefig(path, dpi=120)
     plt.close(figure)
 
@@ -233,3 +277,27 @@ def _decode_share_bars(axis: Any, share: dict[str, Any]) -> None:
     axis.set_title(f"raw completions, {share['concurrency']} in flight", fontsize=9)
     axis.legend(fontsize=7, frameon=False)
     axis.grid(True, axis="y", alpha=0.3)
+
+
+def _limit_bars(axis: Any, result: dict[str, Any]) -> None:
+    """Achieved FLOP/s of each arm and mode at the headline concurrency as a share of the measured limit."""
+    rows = [row for row in result["headline"] if row.get("fraction_of_limit") is not None]
+    arms = list(dict.fromkeys(row["arm"] for row in rows))
+    modes = list(dict.fromkeys(row["mode"] for row in rows))
+    width = 0.8 / max(len(modes), 1)
+    for index, mode in enumerate(modes):
+        values = {row["arm"]: 100 * row["fraction_of_limit"] for row in rows if row["mode"] == mode}
+        positions = [a + index * width for a, arm in enumerate(arms) if arm in values]
+        bars = axis.barh(positions, [values[arm] for arm in arms if arm in values], width, label=mode)
+        axis.bar_label(bars, fmt="%.1f%%", fontsize=7, padding=2)
+    axis.set_yticks([a + width * (len(modes) - 1) / 2 for a in range(len(arms))], arms, fontsize=8)
+    axis.invert_yaxis()
+    axis.set_xlabel("achieved FLOP/s, % of the measured bf16 matrix-product limit")
+    limit = result["machine_limit"]
+    axis.set_title(
+        f"how close to the machine's limit ({limit['limit_gflop_per_s']:.0f} GFLOP/s bf16, "
+        f"{result['concurrency']} in flight; baseline 1)",
+        fontsize=9,
+    )
+    axis.legend(fontsize=7, frameon=False)
+    axis.grid(True, axis="x", alpha=0.3)

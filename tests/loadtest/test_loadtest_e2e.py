@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from guard_client import GuardMode
-from loadtest.bench import ServerSession, Workload
+from loadtest.bench import Arm, ServerSession, Workload
 from loadtest.corpus import load_corpus, split_by_mode
 from loadtest.summary import TTFT
 from loadtest.workload import REAL_OUTPUT_TOKENS
@@ -103,7 +103,7 @@ def test_forced_runs_write_exactly_the_real_models_output_length(guard_url: str)
 def test_verdict_first_follows_up_exactly_for_the_items_labelled_harmful(guard_url: str) -> None:
     workload = sample_workload()
     session = ServerSession(guard_url, workload, standin=True)
-    runs = asyncio.run(session.client_runs("verdict-first", (4,)))
+    runs = asyncio.run(session.client_runs(Arm.VERDICT_FIRST, (4,)))
     for run in runs:
         items = workload.items[run["mode"]]
         harmful = sum(i.harmful for i in items)
