@@ -4,16 +4,13 @@ it and the fake guard; helpers that read what a streaming client received."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from guard_gateway import create_app, load_config
 from loadtest.fake_llm import FakeUpstream
-from tests.fake_vllm import FakeVLLM
 
 
 def sse_events(text: str) -> list[Any]:
@@ -48,27 +45,12 @@ def upstream() -> FakeUpstream:
 
 
 @pytest.fixture
-def make_chat(fake: FakeVLLM, upstream: FakeUpstream) -> Iterator[ChatFactory]:
-    clients: list[TestClient] = []
+def make_chat(make_gateway: Callable[..., TestClient], upstream: FakeUpstream) -> ChatFactory:
+    """A gateway in front of the fake guard and the scripted main LLM; '<unset>' drops a default."""
 
     def make(**overrides: str) -> TestClient:
-        settings = {
-            "guard.max_retries": "0",
-            "upstream.url": "http://main-llm/v1",
-            "cache.enabled": "false",
-            **overrides,
-        }
+        settings = {"upstream.url": "http://main-llm/v1", "cache.enabled": "false", **overrides}
         settings = {key: value for key, value in settings.items() if value != "<unset>"}
-        app = create_app(
-            load_config(overrides=settings, environ={}),
-            guard_transport=httpx.MockTransport(fake),
-            upstream_transport=httpx.MockTransport(upstream),
-        )
-        client = TestClient(app, raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        return client
+        return make_gateway(upstream, **settings)
 
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
+    return make

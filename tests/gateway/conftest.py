@@ -38,12 +38,17 @@ def fake() -> FakeVLLM:
 
 @pytest.fixture
 def make_gateway(fake: FakeVLLM) -> Iterator[GatewayFactory]:
-    """`make_gateway(**{"cache.enabled": "false"})`: a TestClient of a gateway configured by dotted overrides."""
+    """`make_gateway(**{"cache.enabled": "false"})`: a TestClient of a gateway configured by dotted overrides
+    (and, first and positional, a handler playing the upstream main LLM)."""
     clients: list[TestClient] = []
 
-    def make(**overrides: str) -> TestClient:
+    def make(main_llm: Callable[[httpx.Request], Any] | None = None, /, **overrides: str) -> TestClient:
         settings = {"guard.max_retries": "0", "guard.ready_ttl_seconds": "0", **overrides}
-        app = create_app(load_config(overrides=settings, environ={}), guard_transport=httpx.MockTransport(fake))
+        app = create_app(
+            load_config(overrides=settings, environ={}),
+            guard_transport=httpx.MockTransport(fake),
+            upstream_transport=httpx.MockTransport(main_llm) if main_llm is not None else None,
+        )
         client = TestClient(app, raise_server_exceptions=False)
         client.__enter__()
         clients.append(client)
