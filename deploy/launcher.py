@@ -267,15 +267,40 @@ class GuardServer:
 
 
 GATEWAY_PORT = 8080
+#: Where the Helm chart mounts the gateway's configuration (a ConfigMap rendered from `gateway.config`).
+GATEWAY_CONFIG_PATH = "/etc/guard-gateway/config.yaml"
 
 
 def gateway_command(
-    guard_url: str, *, port: int = GATEWAY_PORT, host: str = "0.0.0.0", standin: bool = False
+    guard_url: str | None = None,
+    *,
+    port: int | None = GATEWAY_PORT,
+    host: str | None = "0.0.0.0",
+    config: str | None = None,
+    standin: bool = False,
 ) -> list[str]:
     """The gateway's command line after the interpreter: the one source for `make serve`, the
-    container and the Helm chart. A stand-in guard answers a verdict only under the grammar."""
-    args = ["-m", "guard_gateway", "serve", "--guard-url", guard_url, "--host", host, "--port", str(port)]
+    container image (`deploy/Dockerfile.gateway`) and the Helm chart (`python -m deploy.helm_render`).
+    A flag left out (None) is taken from the configuration file or a `GUARD_GATEWAY_*` variable.
+    A stand-in guard answers a verdict only under the grammar."""
+    args = ["-m", "guard_gateway", "serve"]
+    if config is not None:
+        args += ["--config", config]
+    if guard_url is not None:
+        args += ["--guard-url", guard_url]
+    if host is not None:
+        args += ["--host", host]
+    if port is not None:
+        args += ["--port", str(port)]
     return [*args, "--set", "guard.constrain=true"] if standin else args
+
+
+def gateway_container_command(config: str | None = None) -> list[str]:
+    """The gateway container's command. Without `config`: the image's ENTRYPOINT, the guard's URL from
+    `GUARD_GATEWAY_GUARD__URL`. With it: the chart's, every setting (port included) from that file."""
+    if config is None:
+        return ["python", *gateway_command()]
+    return ["python", *gateway_command(config=config, host=None, port=None)]
 
 
 @dataclass
