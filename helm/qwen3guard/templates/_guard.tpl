@@ -153,7 +153,7 @@ Service beside the guard's, so they must not reuse the guard's port.
 {{- list $main | toYaml -}}
 {{- end -}}
 
-{{- /* The Service's ports as JSON ([{name, port}]): the main container's named ports, then the guard's. */ -}}
+{{- /* The Service's ports as JSON ([{name, port}]): the main container's named ports, the guard's, the gateway's. */ -}}
 {{- define "qwen3guard.servicePorts" -}}
 {{- $ports := list -}}
 {{- if eq .Values.mode "sidecar" -}}
@@ -162,5 +162,8 @@ Service beside the guard's, so they must not reuse the guard's port.
 {{- end -}}
 {{- end -}}
 {{- $ports = append $ports (dict "name" "guard" "port" ((include "qwen3guard.profile" . | fromJson).port | int)) -}}
+{{- if and .Values.gateway.enabled (ne .Values.mode "embedded") -}}
+{{- $ports = append $ports (dict "name" "gateway" "port" (int .Values.gateway.port)) -}}
+{{- end -}}
 {{- toJson $ports -}}
 {{- end -}}
