@@ -24,8 +24,12 @@ EXAMPLE_DIR = REPO / "helm" / "examples" / "llm-with-guard"
 KUBE_VERSION = "1.34.0"
 RELEASE = "guard"
 NAMESPACE = "safety"
-# A key is required to render at all (see test_refusals); the tests use a Secret that "exists".
-API_KEY = {"apiKey": {"existingSecret": "guard-api-key"}}
+# A key is required to render at all (see test_refusals), and one for the gateway's clients when it is on;
+# the tests use Secrets that "exist".
+API_KEY = {
+    "apiKey": {"existingSecret": "guard-api-key"},
+    "gateway": {"apiKeys": {"existingSecret": "gateway-api-keys"}},
+}
 
 Manifest = dict[str, Any]
 Render = Callable[..., list[Manifest]]

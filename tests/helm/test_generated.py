@@ -63,3 +63,11 @@ def test_images_are_pinned_to_the_vllm_release_of_the_profiles() -> None:
     sidecar = yaml.safe_load((CHART_DIR / "values-sidecar.yaml").read_text())
     assert sidecar["sidecar"]["mainContainer"]["image"].endswith(f":{tag}")
     assert yaml.safe_load((EXAMPLE_DIR / "values.yaml").read_text())["llm"]["image"].endswith(f":{tag}")
+
+
+def test_gateway_image_is_the_projects_version() -> None:
+    """The gateway image is built from this project (deploy/Dockerfile.gateway), so it carries its version."""
+    import tomllib
+
+    version = tomllib.loads((CHART_DIR.parents[1] / "pyproject.toml").read_text())["project"]["version"]
+    assert yaml.safe_load((CHART_DIR / "values.yaml").read_text())["gateway"]["image"]["tag"] == version

@@ -26,6 +26,10 @@ VALUE_SETS = {
     "everything-on": merge(API_KEY, EVERYTHING_ON),
     "sidecar-everything-on": merge(merge(API_KEY, values_file("values-sidecar.yaml")), EVERYTHING_ON),
     "hpa": merge(API_KEY, {"autoscaling": {"enabled": True, "engine": "hpa"}}),
+    # The gateway beside the guard (standalone), with its keys in a Secret the chart creates.
+    "gateway-everything-on": merge(
+        merge(API_KEY, EVERYTHING_ON), {"gateway": {"enabled": True, "apiKeys": {"existingSecret": "", "value": "k"}}}
+    ),
 }
 INFO = 1  # helm lint severities: 1 info, 2 warning, 3 error
 

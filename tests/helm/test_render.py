@@ -147,7 +147,7 @@ def test_sidecar_mode_puts_the_guard_beside_the_main_llm_with_the_sidecar_profil
     assert command(guard) == load_profile("gpu-sidecar").container_command()
     # A native sidecar: started (startup probe passed) before the main container.
     assert guard in spec["initContainers"] and guard["restartPolicy"] == "Always"
-    assert [c["name"] for c in spec["containers"]] == ["llm"]
+    assert [c["name"] for c in spec["containers"]] == ["llm", "gateway"]
     # Both reference the one pod claim on the GPU, and neither asks the device plugin for another.
     claim = only(objs, "ResourceClaimTemplate")
     template = claim["metadata"]["name"]
@@ -157,7 +157,7 @@ def test_sidecar_mode_puts_the_guard_beside_the_main_llm_with_the_sidecar_profil
     for c in (guard, main):
         assert "nvidia.com/gpu" not in c["resources"].get("limits", {})
     ports = {p["name"]: p["port"] for p in only(objs, "Service")["spec"]["ports"]}
-    assert ports == {"llm": 8000, "guard": 8001}
+    assert ports == {"llm": 8000, "guard": 8001, "gateway": 8080}
 
 
 def test_an_application_container_joins_the_pod(render: Render) -> None:
@@ -167,7 +167,7 @@ def test_an_application_container_joins_the_pod(render: Render) -> None:
         "env": [{"name": "GUARD_URL", "value": "http://localhost:8001"}],
     }
     spec = pod_spec(render("values-sidecar.yaml", extraContainers=[app]))
-    assert [c["name"] for c in spec["containers"]] == ["llm", "app"]
+    assert [c["name"] for c in spec["containers"]] == ["llm", "gateway", "app"]
     assert container(spec, "app") == app
 
 
@@ -221,7 +221,7 @@ def test_service_monitor_scrapes_metrics_on_every_service_port(render: Render) -
     assert monitor["metadata"]["labels"]["release"] == "prom"
     assert monitor["spec"]["selector"]["matchLabels"] == only(objs, "Service")["spec"]["selector"]
     endpoints = [(e["port"], e["path"]) for e in monitor["spec"]["endpoints"]]
-    assert endpoints == [("llm", "/metrics"), ("guard", "/metrics")]
+    assert endpoints == [("llm", "/metrics"), ("guard", "/metrics"), ("gateway", "/metrics")]
 
 
 def test_network_policy_admits_only_the_clients_and_prometheus(render: Render) -> None:
@@ -238,7 +238,7 @@ def test_network_policy_admits_only_the_clients_and_prometheus(render: Render) -
 
 
 def test_embedded_mode_renders_no_workload(render: Render) -> None:
-    objs = render("values-sidecar.yaml", mode="embedded", serviceMonitor={"enabled": True})
+    objs = render("values-sidecar.yaml", mode="embedded", serviceMonitor={"enabled": True}, gateway={"enabled": False})
     assert kinds(objs) == ["ResourceClaimTemplate"]
 
 
