@@ -56,7 +56,7 @@ class FixedGuard:
         return httpx.Response(200, json={"choices": [{"message": {"content": SAFE}, "finish_reason": "stop"}]})
 
 
-def _asgi_upstream(fake: FakeUpstream) -> Starlette:
+def asgi_upstream(fake: FakeUpstream) -> Starlette:
     """The fake upstream served over HTTP (so the unguarded baseline pays for a socket like the gateway does)."""
 
     async def handle(request: Request) -> Response:
@@ -134,7 +134,7 @@ def _summary(times: list[float]) -> dict[str, Any]:
 def bench_whole(guard_ms: float, upstream_ms: float, requests: int) -> dict[str, Any]:
     fake = FakeUpstream(answers=["A short answer."], delay=upstream_ms / 1000)
     guard = FixedGuard(guard_ms / 1000)
-    with serving(_asgi_upstream(fake)) as upstream_url:
+    with serving(asgi_upstream(fake)) as upstream_url:
         asyncio.run(_whole(upstream_url, 5))  # warm-up
         arms = {"unguarded": _summary(asyncio.run(_whole(upstream_url, requests)))}
         for mode in ("parallel", "pre_call"):
@@ -159,7 +159,7 @@ def bench_whole(guard_ms: float, upstream_ms: float, requests: int) -> dict[str,
 def bench_streams(guard_ms: float, windows: list[int], requests: int) -> dict[str, Any]:
     fake = FakeUpstream(answers=[ANSWER], token_interval=0.02)  # 50 tokens/s
     guard = FixedGuard(guard_ms / 1000)
-    with serving(_asgi_upstream(fake)) as upstream_url:
+    with serving(asgi_upstream(fake)) as upstream_url:
         base = asyncio.run(_stream(upstream_url, requests))
         rows: list[dict[str, Any]] = [{"arm": "unguarded", "window": None, **_stream_summary(base)}]
         for window in windows:

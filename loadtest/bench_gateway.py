@@ -18,7 +18,6 @@ import json
 import multiprocessing
 import platform
 import random
-import socket
 import statistics
 import tempfile
 import time
@@ -33,7 +32,7 @@ from httpx_aiohttp import AiohttpTransport
 from deploy.launcher import GatewayServer, GuardServer, free_port
 from deploy.profiles import load_profile
 from guard_client import AsyncGuardClient
-from loadtest.client_overhead import _load_prompts, _serve
+from loadtest.client_overhead import _load_prompts, instant_guard
 
 TARGETS = {"a_ratio": 0.95, "b_added_p50_ms": 2.0, "b_added_p99_ms": 10.0, "b_max_rps": 1000.0}
 CACHE_TARGETS = {30: 1.3, 90: 5.0}
@@ -120,30 +119,20 @@ def _gateway(stack: ExitStack, guard_url: str, cache: bool, constrain: bool) -> 
 
 
 def arm_overhead(prompts: list[str], requests: int, rate: float) -> dict[str, Any]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(1024)
-    fake_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    fake = multiprocessing.get_context("fork").Process(target=_serve, args=(sock,), daemon=True)
-    fake.start()
-    try:
-        with ExitStack() as stack:
-            url = _gateway(stack, fake_url, cache=False, constrain=False)
-            items = [f"{prompts[i % len(prompts)]} #{i}" for i in range(requests)]
+    with instant_guard() as fake_url, ExitStack() as stack:
+        url = _gateway(stack, fake_url, cache=False, constrain=False)
+        items = [f"{prompts[i % len(prompts)]} #{i}" for i in range(requests)]
 
-            async def run() -> dict[str, Any]:
-                async with AsyncGuardClient(fake_url) as guard, gateway_http(30) as http:
-                    await guard.server_info()
-                    await moderation_call(http, url)("warm-up")
-                    direct = await open_loop(guard_call(guard), items, rate)
-                    through = await open_loop(moderation_call(http, url), items, rate)
-                    max_rps = await closed_loop(moderation_call(http, url), items, 64)
-                return {"direct_ms": direct, "gateway_ms": through, "max_rps": max_rps}
+        async def run() -> dict[str, Any]:
+            async with AsyncGuardClient(fake_url) as guard, gateway_http(30) as http:
+                await guard.server_info()
+                await moderation_call(http, url)("warm-up")
+                direct = await open_loop(guard_call(guard), items, rate)
+                through = await open_loop(moderation_call(http, url), items, rate)
+                max_rps = await closed_loop(moderation_call(http, url), items, 64)
+            return {"direct_ms": direct, "gateway_ms": through, "max_rps": max_rps}
 
-            raw = asyncio.run(run())
-    finally:
-        fake.terminate()
-        fake.join()
+        raw = asyncio.run(run())
     return {
         "rate": rate,
         "requests": requests,

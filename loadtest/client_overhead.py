@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import platform
 import socket
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,22 @@ def _serve(sock: socket.socket) -> None:
         await server.serve_forever()
 
     asyncio.run(main())
+
+
+@contextlib.contextmanager
+def instant_guard() -> Iterator[str]:
+    """An InstantHTTP guard in a process of its own (forked), for as long as the block lasts: its URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)
+    fake = multiprocessing.get_context("fork").Process(target=_serve, args=(sock,), daemon=True)
+    fake.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        fake.terminate()
+        fake.join()
+        sock.close()
 
 
 def _load_prompts(limit: int) -> list[str]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.corpus import PACKAGE_DIR, load_corpus
+from loadtest.gateway_requests import GatewayMix
 from loadtest.mix import CheckMix
 from loadtest.summary import Slo, summarize
 
@@ -54,6 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slo-p95-ms", type=float, help="fail the run when any check type's p95 exceeds this")
     parser.add_argument("--slo-ttft-p95-ms", type=float, help="fail the run when a streamed type's TTFT p95 exceeds")
     parser.add_argument("--slo-max-failure-ratio", type=float, help="fail the run above this share of failed checks")
+    parser.add_argument(
+        "--gateway-url", default=os.environ.get("GATEWAY_URL"), help="also load the gateway (default: $GATEWAY_URL)"
+    )
+    parser.add_argument("--gateway-moderation-share", type=float, default=0.0, help="share of /v1/moderations")
+    parser.add_argument("--gateway-chat-share", type=float, default=0.0, help="share of guarded chat completions")
+    parser.add_argument("--gateway-chat-stream-share", type=float, default=0.5, help="share of those streamed")
+    parser.add_argument("--gateway-chat-model", default="", help="main LLM name (default: the gateway's first)")
     parser.add_argument("--workers", type=int, default=0, help="run distributed: this many local locust workers")
     parser.add_argument(
         "--remote-workers",
@@ -96,6 +104,15 @@ def locust_command(args: argparse.Namespace, url: str, out: Path, decoding: str)
         "--guard-decoding",
         decoding,
     ]
+    if args.gateway_url:
+        command += [
+            *("--gateway-url", args.gateway_url),
+            *("--gateway-moderation-share", str(args.gateway_moderation_share)),
+            *("--gateway-chat-share", str(args.gateway_chat_share)),
+            *("--gateway-chat-stream-share", str(args.gateway_chat_stream_share)),
+        ]
+        if args.gateway_chat_model:
+            command += ["--gateway-chat-model", args.gateway_chat_model]
     if args.data:
         command += ["--guard-data", ",".join(str(Path(p).resolve()) for p in args.data)]
     if args.workers or args.remote_workers:
@@ -168,6 +185,9 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     # Fail before starting anything when the data or the mix cannot work (CorpusError, ValueError).
     CheckMix(load_corpus(args.data), args.response_share, args.stream_share, constrained=False)
+    mix = GatewayMix(args.gateway_moderation_share, args.gateway_chat_share, args.gateway_chat_stream_share)
+    if mix.uses_gateway and not args.gateway_url:
+        raise ValueError("--gateway-moderation-share and --gateway-chat-share need --gateway-url")
     with guard_target(args.url, args.standin) as (url, server):
         facts = server_facts(url)
         decoding = args.decoding
@@ -201,6 +221,10 @@ def run(args: argparse.Namespace) -> int:
             "data": [str(p) for p in args.data] or ["loadtest/sample_checks.jsonl"],
             "response_share": args.response_share,
             "stream_share": args.stream_share,
+            "gateway_url": args.gateway_url,
+            "gateway_moderation_share": args.gateway_moderation_share,
+            "gateway_chat_share": args.gateway_chat_share,
+            "gateway_chat_stream_share": args.gateway_chat_stream_share,
             "workers": args.workers,
             "remote_workers": args.remote_workers,
         },

@@ -21,6 +21,8 @@ AGGREGATED = "Aggregated"
 TTFT = "TTFT"
 #: Start of the failure message of a check whose output is not a verdict.
 PARSE_FAILURE = "verdict parse failure"
+#: Reason prefix of a gateway answer that is not the documented shape (counted with the parse failures).
+FORMAT_FAILURE = "response format failure"
 #: A step reaching this share of the best step's throughput counts as saturated.
 SATURATION_SHARE = 0.9
 
@@ -66,7 +68,7 @@ def request_stats(stats_rows: list[dict[str, str]], failure_rows: list[dict[str,
     """One entry per request type (locust entry), with its parse failures counted apart."""
     parse_failures: dict[tuple[str, str], int] = {}
     for row in failure_rows:
-        if PARSE_FAILURE in row.get("Error", ""):
+        if PARSE_FAILURE in row.get("Error", "") or FORMAT_FAILURE in row.get("Error", ""):
             key = (row["Method"], row["Name"])
             parse_failures[key] = parse_failures.get(key, 0) + int(row["Occurrences"])
     entries = []

@@ -217,7 +217,9 @@ async def _abandon(call: asyncio.Future[httpx.Response] | None) -> None:
 
 
 def _prompt_chunk(annotation: dict[str, Any] | None) -> bytes:
-    """Azure's first stream chunk carrying the prompt annotation (`choices: []`), or nothing."""
+    """Azure's first stream chunk carrying the prompt annotation (`choices: []`), or nothing. Like Azure's,
+    it has an empty id and model and `created: 0`, so it is a valid chunk to clients that validate them."""
     if annotation is None:
         return b""
-    return sse({"object": "chat.completion.chunk", "choices": [], "prompt_filter_results": [annotation]})
+    chunk = {"id": "", "object": "chat.completion.chunk", "created": 0, "model": "", "choices": []}
+    return sse({**chunk, "prompt_filter_results": [annotation]})

@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 from fastapi.testclient import TestClient
+from openai.types.chat import ChatCompletionChunk
 
 from guard_gateway import create_app, load_config
 from loadtest.fake_llm import FakeUpstream
@@ -117,6 +118,7 @@ def test_annotate_mode_streams_a_prompt_annotation_chunk_first(make_chat: ChatFa
     client = make_chat(**{"policy.prompt.default": "annotate", "policy.response.default": "annotate"})
     events = sse_events(stream(client, UNSAFE).text)
     assert events[0]["choices"] == [] and events[0]["prompt_filter_results"][0]["prompt_index"] == 0
+    ChatCompletionChunk.model_validate(events[0])  # a valid chunk, as Azure's (strict clients validate them)
     assert streamed_text(events) == "a bomb joke"
     annotated = [c for e in events if isinstance(e, dict) for c in e["choices"] if "content_filter_results" in c]
     assert annotated[0]["content_filter_results"]["violence"] == {"filtered": False, "severity": "high"}

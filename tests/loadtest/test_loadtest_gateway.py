@@ -1,0 +1,84 @@
+"""`python -m loadtest run` with the gateway request types, seconds long, against a real gateway process in
+front of the instant fake guard (loadtest/client_overhead.py) and the fake main LLM (loadtest/fake_llm.py).
+
+The fake guard flags everything, so the gateway's policy decides what the chat proxy does: `annotate` passes
+every answer (completions and streams are measured), `block` refuses every prompt (blocks are measured apart).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deploy.launcher import GatewayServer, free_port
+from loadtest.bench_chat import asgi_upstream, serving
+from loadtest.client_overhead import instant_guard
+from loadtest.fake_llm import FakeUpstream
+from loadtest.summary import TTFT
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def fakes() -> Iterator[tuple[str, str]]:
+    upstream = FakeUpstream(answers=["Pasta is boiled in salted water until al dente."], token_interval=0.001)
+    with instant_guard() as guard_url, serving(asgi_upstream(upstream)) as upstream_url:
+        yield guard_url, upstream_url
+
+
+def run_through_gateway(tmp_path: Path, fakes: tuple[str, str], action: str) -> dict:
+    guard_url, upstream_url = fakes
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        f"upstream:\n  url: {upstream_url}\nlogging:\n  access_log: false\n"
+        f"policy:\n  prompt:\n    default: {action}\n  response:\n    default: {action}\n"
+    )
+    out = tmp_path / "out"
+    with GatewayServer(guard_url, port=free_port(), host="127.0.0.1", config=str(config)) as gateway:
+        completed = subprocess.run(
+            [
+                *(sys.executable, "-m", "loadtest", "run", "--url", guard_url, "--out", str(out)),
+                *("--steps", "2", "--step-seconds", "4", "--response-share", "0", "--stream-share", "0"),
+                *("--gateway-url", gateway.url, "--gateway-moderation-share", "0.3", "--gateway-chat-share", "0.5"),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert (out / "summary.json").is_file(), completed.stderr[-3000:]
+    summary: dict = json.loads((out / "summary.json").read_text())
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+    return summary
+
+
+def entries(summary: dict) -> dict[tuple[str, str], dict]:
+    return {(e["type"], e["name"]): e for e in summary["requests"]}
+
+
+def test_moderations_and_guarded_chat_beside_the_direct_checks(tmp_path: Path, fakes: tuple[str, str]) -> None:
+    summary = run_through_gateway(tmp_path, fakes, "annotate")
+    found = entries(summary)
+    for name in ("prompt check", "moderation (gateway)", "chat (gateway)", "chat (gateway, stream)"):
+        assert found[("POST", name)]["requests"] > 0, name
+        assert found[("POST", name)]["failures"] == 0, name
+    # One time-to-first-token sample per released stream.
+    ttft = found[(TTFT, "chat (gateway, stream)")]
+    assert ttft["requests"] == found[("POST", "chat (gateway, stream)")]["requests"]
+    assert not [name for _, name in found if name.endswith("blocked")]
+    assert summary["checks"]["failures"] == summary["checks"]["parse_failures"] == 0
+    assert summary["options"]["gateway_chat_share"] == 0.5
+
+
+def test_blocks_are_successes_recorded_apart(tmp_path: Path, fakes: tuple[str, str]) -> None:
+    found = entries(run_through_gateway(tmp_path, fakes, "block"))
+    for name in ("chat (gateway) blocked", "chat (gateway, stream) blocked"):
+        assert found[("POST", name)]["requests"] > 0 and found[("POST", name)]["failures"] == 0, name
+    assert ("POST", "chat (gateway)") not in found and (TTFT, "chat (gateway, stream)") not in found
+    assert found[("POST", "moderation (gateway)")]["failures"] == 0
