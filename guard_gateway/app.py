@@ -29,7 +29,7 @@ from guard_gateway.guard import Guard
 from guard_gateway.litellm.api_router import router as litellm_router
 from guard_gateway.litellm.serving import GuardrailService
 from guard_gateway.metrics import GatewayMetrics
-from guard_gateway.middleware import BodyLimitMiddleware, ObservabilityMiddleware
+from guard_gateway.middleware import AdmissionLimitMiddleware, BodyLimitMiddleware, ObservabilityMiddleware
 from guard_gateway.moderations.api_router import router as moderations_router
 from guard_gateway.moderations.serving import ModerationService
 from guard_gateway.operations import router as operations_router
@@ -104,7 +104,17 @@ def create_app(
         app.add_api_route(path, proxy, methods=methods, dependencies=[Depends(require_key)], include_in_schema=False)
     install_error_handlers(app)
     routes = [route.path for route in app.routes if isinstance(route, APIRoute)]
-    # Outermost first: the log and gauge see every request, including those refused for size.
+    exempt = [route.path for router in OPEN_ROUTERS for route in router.routes if isinstance(route, APIRoute)]
+    if app.openapi_url:
+        exempt.append(app.openapi_url)
+    # Innermost first: the log and gauge see every request, including those refused for load or size.
+    app.add_middleware(
+        AdmissionLimitMiddleware,
+        max_in_flight=config.limits.max_in_flight,
+        retry_after=config.limits.retry_after_seconds,
+        exempt=exempt,
+        metrics=state.metrics,
+    )
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.limits.max_body_bytes)
     app.add_middleware(ObservabilityMiddleware, metrics=state.metrics, routes=routes, access=config.logging.access_log)
     logging.getLogger("guard_gateway").setLevel(config.logging.level.upper())
