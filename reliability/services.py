@@ -226,7 +226,7 @@ class InProcessGateway:
         self.log = workdir / f"gateway-{self.port}.log"
         app = create_app(self.config)
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="info", access_log=False, lifespan="on")
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=False, lifespan="on")
         )
         self.thread: threading.Thread | None = None
         self.handler: logging.Handler | None = None
