@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # A usable NVIDIA GPU picks the CUDA build of vLLM; otherwise the CPU build serves the stand-in.
 GPU    := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 comma  := ,
-EXTRAS := $(if $(GPU),gpu,cpu),dev,helm,loadtest,eval,screen,gateway
+EXTRAS := $(if $(GPU),gpu,cpu),dev,helm,loadtest,eval,screen,gateway,reliability
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 PROFILE ?=
@@ -17,7 +17,7 @@ GATEWAY_PORT ?=
 SERVE_FLAGS = $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) $(if $(PORT),--port $(PORT)) \
 	$(if $(filter 0,$(GATEWAY)),--no-gateway) $(if $(GATEWAY_PORT),--gateway-port $(GATEWAY_PORT))
 
-.PHONY: install serve test lint unit e2e standin bench-serve bench bench-client bench-screen bench-gateway bench-gateway-chat loadtest eval clean
+.PHONY: install serve test lint unit e2e standin bench-serve bench bench-client bench-screen bench-gateway bench-gateway-chat loadtest eval reliability clean
 
 install: $(STAMP)
 
@@ -98,3 +98,10 @@ bench-gateway-chat: install
 BENCH_GATEWAY_FLAGS ?=
 bench-gateway: install bench-gateway-chat
 	$(BIN)/python -m loadtest.bench_gateway --out loadtest/reports $(BENCH_GATEWAY_FLAGS)
+
+# Reliability (issue 15): fuzz every interface (schemathesis on the gateway's OpenAPI document, hypothesis on the
+# client and CLI), kill/freeze/drop the guard and the main LLM mid-work, overload the gateway at twice the guard's
+# capacity, check the security properties. Fakes over HTTP on the CPU; a few minutes; stops by itself. Writes
+# reliability/reports/reliability.{json,md}; exits 1 when anything was lost, read as Safe, crashed, hung or left behind.
+reliability: install
+	$(BIN)/python -m reliability --out reliability/reports

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from fastapi import APIRouter, Depends, FastAPI
@@ -24,12 +25,12 @@ from guard_gateway.chat.upstream import Upstream
 from guard_gateway.checks.api_router import router as checks_router
 from guard_gateway.checks.serving import CheckService
 from guard_gateway.config import GatewayConfig
-from guard_gateway.errors import install_error_handlers
+from guard_gateway.errors import ErrorResponse, install_error_handlers
 from guard_gateway.guard import Guard
 from guard_gateway.litellm.api_router import router as litellm_router
 from guard_gateway.litellm.serving import GuardrailService
 from guard_gateway.metrics import GatewayMetrics
-from guard_gateway.middleware import BodyLimitMiddleware, ObservabilityMiddleware
+from guard_gateway.middleware import AdmissionLimitMiddleware, BodyLimitMiddleware, ObservabilityMiddleware
 from guard_gateway.moderations.api_router import router as moderations_router
 from guard_gateway.moderations.serving import ModerationService
 from guard_gateway.operations import router as operations_router
@@ -38,6 +39,18 @@ from guard_gateway.state import GatewayState
 
 OPEN_ROUTERS: list[APIRouter] = [operations_router]
 PROTECTED_ROUTERS: list[APIRouter] = [moderations_router, checks_router, litellm_router, chat_router]
+#: The errors every protected route may answer, in OpenAI's envelope (documented in the OpenAPI schema).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in {
+        400: "invalid request (names the parameter)",
+        401: "missing or wrong API key",
+        404: "unknown model or route",
+        413: "request body over limits.max_body_bytes",
+        429: "over limits.max_in_flight; Retry-After",
+        503: "the guard could not decide and the policy fails closed; Retry-After",
+    }.items()
+}
 
 
 def build_state(
@@ -98,13 +111,23 @@ def create_app(
     for router in OPEN_ROUTERS:
         app.include_router(router)
     for router in PROTECTED_ROUTERS:
-        app.include_router(router, dependencies=[Depends(require_key)])
+        app.include_router(router, dependencies=[Depends(require_key)], responses=ERROR_RESPONSES)
     for path in config.chat.passthrough_routes:  # unguarded by explicit configuration only
         methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
         app.add_api_route(path, proxy, methods=methods, dependencies=[Depends(require_key)], include_in_schema=False)
     install_error_handlers(app)
     routes = [route.path for route in app.routes if isinstance(route, APIRoute)]
-    # Outermost first: the log and gauge see every request, including those refused for size.
+    exempt = [route.path for router in OPEN_ROUTERS for route in router.routes if isinstance(route, APIRoute)]
+    if app.openapi_url:
+        exempt.append(app.openapi_url)
+    # Innermost first: the log and gauge see every request, including those refused for load or size.
+    app.add_middleware(
+        AdmissionLimitMiddleware,
+        max_in_flight=config.limits.max_in_flight,
+        retry_after=config.limits.retry_after_seconds,
+        exempt=exempt,
+        metrics=state.metrics,
+    )
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.limits.max_body_bytes)
     app.add_middleware(ObservabilityMiddleware, metrics=state.metrics, routes=routes, access=config.logging.access_log)
     logging.getLogger("guard_gateway").setLevel(config.logging.level.upper())

@@ -87,6 +87,10 @@ class AuthSettings(_Section):
 
 class LimitSettings(_Section):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="larger request bodies get 413")
+    max_in_flight: int = Field(
+        default=256, ge=1, description="requests in flight on the key-protected routes; past it 429 with Retry-After"
+    )
+    retry_after_seconds: int = Field(default=1, ge=1, le=3600, description="the Retry-After of that 429")
 
 
 class LoggingSettings(_Section):

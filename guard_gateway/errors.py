@@ -79,6 +79,20 @@ class BodyTooLarge(GatewayError):
         super().__init__(f"The request body is larger than {limit} bytes", code="request_too_large")
 
 
+class Overloaded(GatewayError):
+    """More requests in flight than `limits.max_in_flight`: refused at once rather than queued."""
+
+    status_code = 429
+    type = "requests"
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(
+            f"The gateway is serving its limit of {limit} requests; retry after {retry_after} s",
+            code="rate_limit_exceeded",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
 class GuardUnavailable(GatewayError):
     """The guard could not decide (down, timed out, unreadable output) and the policy fails closed."""
 

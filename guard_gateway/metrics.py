@@ -41,6 +41,9 @@ class GatewayMetrics:
         )
         self.cache_hits = Counter("guard_gateway_cache_hits", "Verdicts served from the cache", registry=r)
         self.cache_misses = Counter("guard_gateway_cache_misses", "Verdicts the cache did not hold", registry=r)
+        self.overloaded = Counter(
+            "guard_gateway_overloaded", "Requests refused with 429 past limits.max_in_flight", registry=r
+        )
         self.in_flight = Gauge("guard_gateway_requests_in_flight", "HTTP requests being served", registry=r)
         self.requests = Counter(
             "guard_gateway_requests", "HTTP requests answered, by route and status", ["route", "status"], registry=r

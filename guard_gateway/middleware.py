@@ -1,5 +1,5 @@
-"""Pure ASGI middleware (no per-request task or body copy): the body limit, and the access log with
-the in-flight gauge and request counter. The access log holds method, path, status and duration,
+"""Pure ASGI middleware (no per-request task or body copy): the admission limit, the body limit, and
+the access log with the in-flight gauge and request counter. The access log holds method, path, status and duration,
 never a body: checked text reaches the log only through `logging.log_checked_text`."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Collection
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from guard_gateway.errors import BodyTooLarge
+from guard_gateway.errors import BodyTooLarge, GatewayError, Overloaded
 from guard_gateway.metrics import GatewayMetrics
 
 access_log = logging.getLogger("guard_gateway.access")
@@ -55,7 +55,38 @@ class BodyLimitMiddleware:
         await self.app(scope, limited, guarded_send)
 
 
-async def _send_error(send: Send, error: BodyTooLarge) -> None:
+class AdmissionLimitMiddleware:
+    """At most `max_in_flight` requests in flight (a stream counts until its end) on every route but the
+    `exempt` ones (probes, metrics, the OpenAPI document); past it an immediate 429 with Retry-After in
+    OpenAI's envelope, which the openai SDK retries. No queue forms in front of the guard, so memory
+    stays bounded and no request waits past its timeout for a slot."""
+
+    def __init__(
+        self, app: ASGIApp, max_in_flight: int, retry_after: int, exempt: Collection[str], metrics: GatewayMetrics
+    ) -> None:
+        self.app = app
+        self.max_in_flight = max_in_flight
+        self.retry_after = retry_after
+        self.exempt = frozenset(exempt)
+        self.metrics = metrics
+        self.in_flight = 0  # one event loop: no lock needed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.max_in_flight:
+            self.metrics.overloaded.inc()
+            await _send_error(send, Overloaded(self.max_in_flight, self.retry_after))
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+async def _send_error(send: Send, error: GatewayError) -> None:
     body = json.dumps(error.body()).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]

@@ -104,3 +104,15 @@ def test_the_access_log_never_holds_checked_text_unless_asked(
     with caplog.at_level(logging.INFO):
         make_gateway(**{"logging.log_checked_text": "true"}).post("/v1/moderations", json={"input": secret})
     assert secret in caplog.text
+
+
+def test_the_openapi_document_describes_the_error_envelope_of_every_protected_route(gateway: TestClient) -> None:
+    """Fuzzers and client generators read the document: each protected route lists its errors in OpenAI's envelope."""
+    document = gateway.get("/openapi.json").json()
+    for path in ("/v1/moderations", "/v1/guard/checks", "/beta/litellm_basic_guardrail_api", "/v1/chat/completions"):
+        responses = document["paths"][path]["post"]["responses"]
+        for status in ("400", "401", "413", "429", "503"):
+            schema = responses[status]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (path, status)
+    for path in ("/health", "/ready", "/metrics"):
+        assert "401" not in document["paths"][path]["get"]["responses"]

@@ -1,0 +1,78 @@
+"""The reduced reliability run (`python -m reliability --quick`): every part once, in seconds, with the
+report's invariants asserted: nothing lost, nothing silently Safe, no undocumented 5xx, no crash, no
+hang, no process left behind, every fault scenario ending as documented."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reliability.__main__ import run
+from reliability.report import Outcome, Report
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
+    workdir = tmp_path_factory.mktemp("reliability")
+    result = run(quick=True, parts=["fuzz", "faults", "overload", "security"], workdir=workdir)
+    result.write(workdir / "report")
+    return result
+
+
+def test_every_interface_was_tried(report: Report) -> None:
+    names = set(report.interfaces)
+    for interface in (
+        "client prepare_input",
+        "client parse_verdict",
+        "client check / check_many",
+        "CLI guard check / parse",
+        "CLI guard screen",
+        "gateway POST /v1/moderations",
+        "gateway POST /v1/guard/checks",
+        "gateway POST /beta/litellm_basic_guardrail_api",
+        "gateway POST /v1/chat/completions",
+        "gateway GET /health",
+    ):
+        assert interface in names and report.interfaces[interface].inputs > 0, interface
+
+
+def test_invariants_hold(report: Report) -> None:
+    totals = report.totals()
+    examples = {name: tally.examples for name, tally in report.interfaces.items() if tally.examples}
+    assert totals["lost"] == 0, examples
+    assert totals["silent_safe"] == 0, examples
+    assert totals["unexpected_5xx"] == 0, examples
+    assert totals["crashes"] == 0, examples
+    assert totals["hangs"] == 0, examples
+    assert totals["orphans"] == 0
+    assert totals["schema_violations"] == 0, examples
+
+
+def test_fault_scenarios_end_as_documented(report: Report) -> None:
+    assert len(report.scenarios) >= 4
+    assert [s.name for s in report.scenarios if not s.ok] == [], [s for s in report.scenarios if not s.ok]
+    assert all(s.recovered for s in report.scenarios)
+
+
+def test_overload_and_security_checks_hold(report: Report) -> None:
+    assert report.overload["ok"], report.overload
+    assert report.checks and [c for c in report.checks if not c.ok] == []
+    overload = report.overload["phases"][1]
+    assert overload["overloaded"] > 0 and overload["late"] == 0
+
+
+def test_the_report_is_written(report: Report, tmp_path: Path) -> None:
+    json_path, md_path = report.write(tmp_path)
+    assert '"passed": true' in json_path.read_text()
+    assert "| gateway POST /v1/moderations |" in md_path.read_text()
+    assert report.passed()
+
+
+def test_an_outcome_past_the_invariants_fails_the_report() -> None:
+    broken = Report("quick")
+    broken.overload = {"ok": True}
+    broken.tally("x").add(Outcome.VERDICT)
+    assert broken.passed()
+    broken.tally("x").add(Outcome.CRASH, "boom")
+    assert not broken.passed() and broken.tally("x").examples == ["crash: boom"]
