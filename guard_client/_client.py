@@ -48,6 +48,24 @@ def _guess_mode(item: object) -> GuardMode:
     return GuardMode.PROMPT
 
 
+class _NoBar:
+    """`check_many`'s bar when progress is off. `tqdm(disable=True)` still scans every live bar when it is
+    created, a cost each of a gateway's many concurrent one-item `check_many` calls paid (py-spy)."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int = 1) -> None:
+        return None
+
+
+def _progress_bar(total: int, progress: bool) -> tqdm[Any] | _NoBar:
+    return tqdm(total=total, unit="check") if progress else _NoBar()
+
+
 class _ClientBase:
     def __init__(
         self,
@@ -164,7 +182,7 @@ class GuardClient(_ClientBase):
 
         with (
             ThreadPoolExecutor(max_workers=concurrency) as pool,
-            tqdm(total=len(batch), disable=not progress, unit="check") as bar,
+            _progress_bar(len(batch), progress) as bar,
         ):
             futures = [pool.submit(one, item) for item in batch]
             for future in futures:
@@ -224,6 +242,8 @@ class AsyncGuardClient(_ClientBase):
         self._http = httpx.AsyncClient(
             base_url=self.base_url, headers=self._headers(), timeout=self.timeout, transport=transport
         )
+        self._timeout = self._http.timeout.as_dict()
+        self._routes: dict[str, tuple[httpx.URL, httpx.AsyncBaseTransport]] = {}
 
     async def __aenter__(self) -> AsyncGuardClient:
         return self
@@ -261,7 +281,7 @@ class AsyncGuardClient(_ClientBase):
         Settings.of(options)
         batch = list(items)
         gate = asyncio.Semaphore(concurrency)
-        with tqdm(total=len(batch), disable=not progress, unit="check") as bar:
+        with _progress_bar(len(batch), progress) as bar:
 
             async def one(item: CheckItem) -> Verdict:
                 async with gate:
@@ -278,11 +298,31 @@ class AsyncGuardClient(_ClientBase):
         async for attempt in AsyncRetrying(**retry_policy(self.max_retries)):
             with attempt:
                 try:
-                    response = await self._http.request(request.method, request.path, json=request.json)
+                    response = await self._exchange(request)
                 except httpx.HTTPError as exc:
                     raise transport_error(exc, self.base_url) from exc
                 return decode_response(response)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _exchange(self, request: Request) -> httpx.Response:
+        """One exchange handed straight to the transport `httpx.AsyncClient` would pick for the URL, with the
+        client's headers and timeout. `AsyncClient.request` around it parses the URL again, runs the auth,
+        redirect, cookie and logging machinery a guard call never uses, and cost the gateway more CPU per
+        check than the exchange itself (py-spy, loadtest/README.md)."""
+        route = self._routes.get(request.path)
+        if route is None:
+            url = self._http.base_url.join(request.path.lstrip("/"))
+            route = self._routes[request.path] = (url, self._http._transport_for_url(url))
+        url, transport = route
+        outgoing = httpx.Request(
+            request.method, url, headers=self._http.headers, json=request.json, extensions={"timeout": self._timeout}
+        )
+        response = await transport.handle_async_request(outgoing)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
     async def _drive(self, flow: Flow[T]) -> T:
         try:
