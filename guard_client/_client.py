@@ -243,7 +243,7 @@ class AsyncGuardClient(_ClientBase):
             base_url=self.base_url, headers=self._headers(), timeout=self.timeout, transport=transport
         )
         self._timeout = self._http.timeout.as_dict()
-        self._routes: dict[str, tuple[httpx.URL, httpx.AsyncBaseTransport]] = {}
+        self._urls: dict[str, httpx.URL] = {}
 
     async def __aenter__(self) -> AsyncGuardClient:
         return self
@@ -309,15 +309,13 @@ class AsyncGuardClient(_ClientBase):
         client's headers and timeout. `AsyncClient.request` around it parses the URL again, runs the auth,
         redirect, cookie and logging machinery a guard call never uses, and cost the gateway more CPU per
         check than the exchange itself (py-spy, loadtest/README.md)."""
-        route = self._routes.get(request.path)
-        if route is None:
-            url = self._http.base_url.join(request.path.lstrip("/"))
-            route = self._routes[request.path] = (url, self._http._transport_for_url(url))
-        url, transport = route
+        url = self._urls.get(request.path)
+        if url is None:
+            url = self._urls[request.path] = self._http.base_url.join(request.path.lstrip("/"))
         outgoing = httpx.Request(
             request.method, url, headers=self._http.headers, json=request.json, extensions={"timeout": self._timeout}
         )
-        response = await transport.handle_async_request(outgoing)
+        response = await self._http._transport_for_url(url).handle_async_request(outgoing)
         try:
             await response.aread()
         finally:
