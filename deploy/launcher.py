@@ -322,6 +322,10 @@ class GatewayServer:
     def url(self) -> str:
         return f"http://{'127.0.0.1' if self.host in ('0.0.0.0', '') else self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
     def command(self) -> list[str]:
         extra = ["--config", self.config] if self.config else []
         return [

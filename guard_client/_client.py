@@ -48,6 +48,24 @@ def _guess_mode(item: object) -> GuardMode:
     return GuardMode.PROMPT
 
 
+class _NoBar:
+    """`check_many`'s bar when progress is off. `tqdm(disable=True)` still scans every live bar when it is
+    created, a cost each of a gateway's many concurrent one-item `check_many` calls paid (py-spy)."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int = 1) -> None:
+        return None
+
+
+def _progress_bar(total: int, progress: bool) -> tqdm[Any] | _NoBar:
+    return tqdm(total=total, unit="check") if progress else _NoBar()
+
+
 class _ClientBase:
     def __init__(
         self,
@@ -164,7 +182,7 @@ class GuardClient(_ClientBase):
 
         with (
             ThreadPoolExecutor(max_workers=concurrency) as pool,
-            tqdm(total=len(batch), disable=not progress, unit="check") as bar,
+            _progress_bar(len(batch), progress) as bar,
         ):
             futures = [pool.submit(one, item) for item in batch]
             for future in futures:
@@ -261,7 +279,7 @@ class AsyncGuardClient(_ClientBase):
         Settings.of(options)
         batch = list(items)
         gate = asyncio.Semaphore(concurrency)
-        with tqdm(total=len(batch), disable=not progress, unit="check") as bar:
+        with _progress_bar(len(batch), progress) as bar:
 
             async def one(item: CheckItem) -> Verdict:
                 async with gate:

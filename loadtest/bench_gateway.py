@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import platform
 import random
 import statistics
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 from httpx_aiohttp import AiohttpTransport
 
 from deploy.launcher import GatewayServer, GuardServer, free_port
@@ -109,18 +111,23 @@ def repeated(prompts: list[str], count: int, share: float, seed: int = 0) -> lis
 
 
 def _gateway(stack: ExitStack, guard_url: str, cache: bool, constrain: bool) -> str:
+    return _gateway_server(stack, guard_url, cache, constrain).url
+
+
+def _gateway_server(stack: ExitStack, guard_url: str, cache: bool, constrain: bool) -> GatewayServer:
     config = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "gateway.yaml"
     config.write_text(
         f"cache:\n  enabled: {str(cache).lower()}\nlogging:\n  access_log: false\n"
         f"guard:\n  constrain: {str(constrain).lower()}\n  max_retries: 0\n"
     )
     server = GatewayServer(guard_url, port=free_port(), host="127.0.0.1", config=str(config))
-    return stack.enter_context(server).url
+    return stack.enter_context(server)
 
 
 def arm_overhead(prompts: list[str], requests: int, rate: float) -> dict[str, Any]:
     with instant_guard() as fake_url, ExitStack() as stack:
-        url = _gateway(stack, fake_url, cache=False, constrain=False)
+        server = _gateway_server(stack, fake_url, cache=False, constrain=False)
+        url, gateway_process = server.url, psutil.Process(server.pid)
         items = [f"{prompts[i % len(prompts)]} #{i}" for i in range(requests)]
 
         async def run() -> dict[str, Any]:
@@ -129,8 +136,18 @@ def arm_overhead(prompts: list[str], requests: int, rate: float) -> dict[str, An
                 await moderation_call(http, url)("warm-up")
                 direct = await open_loop(guard_call(guard), items, rate)
                 through = await open_loop(moderation_call(http, url), items, rate)
+                # CPU seconds per request, of the gateway and of this load generator: on a shared machine
+                # the request rate says how much CPU the worker got, this says what it needs.
+                gateway_cpu, own_cpu = _cpu(gateway_process), time.process_time()
                 max_rps = await closed_loop(moderation_call(http, url), items, 64)
-            return {"direct_ms": direct, "gateway_ms": through, "max_rps": max_rps}
+                gateway_cpu, own_cpu = _cpu(gateway_process) - gateway_cpu, time.process_time() - own_cpu
+            return {
+                "direct_ms": direct,
+                "gateway_ms": through,
+                "max_rps": max_rps,
+                "gateway_cpu_ms_per_request": gateway_cpu / len(items) * 1000,
+                "loadgen_cpu_ms_per_request": own_cpu / len(items) * 1000,
+            }
 
         raw = asyncio.run(run())
     return {
@@ -141,7 +158,15 @@ def arm_overhead(prompts: list[str], requests: int, rate: float) -> dict[str, An
         "gateway_p50_ms": statistics.median(raw["gateway_ms"]),
         "gateway_p99_ms": percentile(raw["gateway_ms"], 0.99),
         "max_rps": raw["max_rps"],
+        "gateway_cpu_ms_per_request": raw["gateway_cpu_ms_per_request"],
+        "loadgen_cpu_ms_per_request": raw["loadgen_cpu_ms_per_request"],
+        "load_average": os.getloadavg(),
     }
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 def arm_direct_vs_gateway(guard_url: str, prompts: list[str], requests: int, constrain: bool) -> dict[str, Any]:
@@ -210,6 +235,18 @@ def summarize(result: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]
             ),
             ("(b) single-input req/s, one worker", f"{b['max_rps']:.0f}", ">= 1000", b["max_rps"] >= 1000),
         ]
+        if "gateway_cpu_ms_per_request" in b:
+            cpu = b["gateway_cpu_ms_per_request"]
+            rows.append(
+                (
+                    "(b) gateway CPU per request, same run",
+                    f"{cpu:.2f} ms (1 core: {1000 / cpu:.0f} req/s); load generator "
+                    f"{b['loadgen_cpu_ms_per_request']:.2f} ms; load average {b['load_average'][0]:.1f} "
+                    f"on {multiprocessing.cpu_count()} cores",
+                    "(what the worker needs, whatever it got)",
+                    None,
+                )
+            )
     c = result.get("c")
     if c:
         for share, speedup in c["speedup"].items():

@@ -2,7 +2,9 @@
 
 Input rail: the conversation (see `protocol.guard_view`) with prompt moderation, `pre_call` (check, then
 call) or `parallel` (call and check together; nothing is released before the verdict; a block or a guard
-failure under fail_closed closes the upstream request so its tokens are not spent). A block is HTTP 400 as
+failure under fail_closed closes the upstream request so its tokens are not spent). In `parallel`, a stream's
+output rail also starts on the first text while the input check still runs, so a stream's first token
+waits on one check, not two in a row; the stream still sends nothing before the input verdict. A block is HTTP 400 as
 Azure OpenAI sends it, also for `stream: true` (plain JSON, before any event).
 
 Output rail, whole answers: each choice's answer (content, refusal, tool-call arguments) with response
@@ -101,25 +103,35 @@ class ChatService:
         headers = self.upstream.headers(incoming)
         timer = _Timer()
         call: asyncio.Future[httpx.Response] | None = None
+        checking: asyncio.Future[list[Decision]] | None = None
         try:
+            checking = asyncio.ensure_future(self._input_rail(view, timer))
             if self.settings.input_mode is InputMode.PARALLEL:
                 call = asyncio.ensure_future(self.upstream.open("POST", PATH, headers, raw))
-                decisions = await self._input_rail(view, timer)
+                # A verdict that comes first and refuses ends the wait (and the call) at once.
+                await asyncio.wait((call, checking), return_when=asyncio.FIRST_COMPLETED)
+                if checking.done():
+                    checking.result()
             else:
-                decisions = await self._input_rail(view, timer)
+                await checking
                 call = asyncio.ensure_future(self.upstream.open("POST", PATH, headers, raw))
             response = await call
+            streamed = (
+                response.status_code == 200
+                and rails.stream
+                and response.headers.get("content-type", "").startswith("text/event-stream")
+            )
+            if streamed:
+                return await self._stream(response, view, checking, timer)
+            decisions = await checking
         except BaseException:
             await _abandon(call)
+            await _abandon(checking)
             raise
         guard_headers = {"x-guard-input": header_value(decisions), "x-guard-ms": f"{timer.ms:.1f}"}
-        prompt_annotation = self._prompt_annotation(decisions, view)
-        content_type = response.headers.get("content-type", "")
         if response.status_code != 200:
             return await passthrough(response, {**guard_headers, "x-guard-output": "none"})
-        if rails.stream and content_type.startswith("text/event-stream"):
-            return await self._stream(response, view, prompt_annotation, guard_headers)
-        return await self._whole(response, view, prompt_annotation, guard_headers, timer)
+        return await self._whole(response, view, self._prompt_annotation(decisions, view), guard_headers, timer)
 
     async def _whole(
         self,
@@ -167,14 +179,13 @@ class ChatService:
         return JSONResponse(answer, headers=headers)
 
     async def _stream(
-        self,
-        response: httpx.Response,
-        view: GuardView,
-        prompt_annotation: dict[str, Any] | None,
-        guard_headers: dict[str, str],
+        self, response: httpx.Response, view: GuardView, checking: asyncio.Future[list[Decision]], timer: _Timer
     ) -> Response:
         async def check(answers: Sequence[tuple[int, str]]) -> list[Decision]:
             return await self._decide([(view.with_answer(text), f"choices[{i}]") for i, text in answers], OUTPUT)
+
+        async def opening() -> bytes:
+            return _prompt_chunk(self._prompt_annotation(await checking, view))
 
         rail = StreamRail(
             response,
@@ -182,15 +193,18 @@ class ChatService:
             self.settings.stream_mode,
             self.settings.window_chars,
             self._policy.strictness,
-            prologue=_prompt_chunk(prompt_annotation),
+            opening=opening(),
         )
         frames = rail.frames()
         try:
-            # Run to the first release: a guard failure (fail closed) before it is still a 503.
+            # Run to the first release, which comes after the input verdict: an input block is still a 400
+            # and a guard failure (fail closed) before it still a 503.
             first = await anext(frames)
         except BaseException:
             await frames.aclose()
             raise
+        decisions = checking.result()
+        guard_headers = {"x-guard-input": header_value(decisions), "x-guard-ms": f"{timer.ms:.1f}"}
 
         async def body() -> Any:
             yield first
@@ -205,15 +219,16 @@ class ChatService:
         return DisconnectAwareStream(body(), media_type="text/event-stream", headers=headers, on_close=frames.aclose)
 
 
-async def _abandon(call: asyncio.Future[httpx.Response] | None) -> None:
-    """Cancel an upstream call nobody will read, or close its response if it already came."""
-    if call is None:
+async def _abandon(task: asyncio.Future[Any] | None) -> None:
+    """Cancel an upstream call or check nobody will read, or close the call's response if it already came."""
+    if task is None:
         return
-    if not call.done():
-        call.cancel()
+    if not task.done():
+        task.cancel()
     with contextlib.suppress(BaseException):
-        response = await call
-        await response.aclose()
+        result = await task
+        if isinstance(result, httpx.Response):
+            await result.aclose()
 
 
 def _prompt_chunk(annotation: dict[str, Any] | None) -> bytes:

@@ -3,11 +3,13 @@
 Upstream SSE events are parsed as they arrive and held. A check of the conversation plus each changed
 choice's answer so far starts as soon as the previous check finished and `window_chars` of new text
 arrived (the first one at the first text, so the first token waits on one check only); when it passes,
-every event up to the text it saw is released. While a check runs, the stream keeps reading, so it waits
-on at most one check. The end of the stream is always checked before the finish chunks and `[DONE]`.
-Each check's prompt extends the previous one, so vLLM's prefix cache makes a re-check cost little more
-than the new text. A block ends the stream with a `finish_reason: "content_filter"` chunk per unfinished
-choice, then `data: [DONE]`; held text is dropped, and the upstream request is closed.
+every event up to the text it saw is released. Nothing at all, not even a block or an error event, is sent
+before `opening` (the input rail's verdict, which `parallel` mode runs alongside) has passed: the output
+rail starts on the first text without waiting for it, so the two checks overlap. While a check runs, the
+stream keeps reading, so it waits on at most one check. The end of the stream is always checked before the
+finish chunks and `[DONE]`. Each check's prompt extends the previous one, so vLLM's prefix cache makes a
+re-check cost little more than the new text. A block ends the stream with a `finish_reason: "content_filter"`
+chunk per unfinished choice, then `data: [DONE]`; held text is dropped, and the upstream request is closed.
 
 `stream_first` releases at once and checks behind (a block can follow up to one window of released text);
 `end_only` holds everything for one check at the end. Failures: the upstream dying mid-stream, or the guard
@@ -21,7 +23,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,14 +90,17 @@ class StreamRail:
         mode: StreamMode,
         window: int,
         strictness: Any,
-        prologue: bytes = b"",
+        opening: Coroutine[Any, Any, bytes] | None = None,
     ) -> None:
+        """`opening` resolves to the bytes to send before the first frame (the prompt annotation, or b"")
+        once the input rail passed, or raises its refusal; None: it already passed, with nothing to send."""
         self._response = response
         self._check = check
         self._mode = mode
         self._window = window
         self._strictness = strictness
-        self._prologue = prologue
+        self._opening = opening
+        self._prologue = b""
         self._choices: dict[int, _Choice] = {}
         #: (SSE frame, text received up to and including it, the choices it finishes)
         self._held: list[tuple[bytes, int, tuple[int, ...]]] = []
@@ -130,6 +135,12 @@ class StreamRail:
         except httpx.HTTPError as exc:
             raise UpstreamBroke(f"The upstream LLM's stream broke off: {exc!r}", code="upstream_disconnected") from None
         raise UpstreamBroke("The upstream LLM's stream ended without [DONE]", code="upstream_disconnected")
+
+    async def _open(self) -> None:
+        """Wait for the input rail before the first frame; its refusal propagates (nothing was sent)."""
+        if self._opening is not None:
+            opening, self._opening = self._opening, None
+            self._prologue = await opening
 
     def _take(self, chunk: dict[str, Any]) -> None:
         for key in ("id", "created", "model", "system_fingerprint"):
@@ -225,6 +236,7 @@ class StreamRail:
                     received, sizes, decisions = pending.result()
                     pending = None
                     if any(decision.blocked for decision in decisions):
+                        await self._open()
                         yield self._blocked_end(sizes, decisions)
                         return
                     for (index, size), decision in zip(sizes, decisions, strict=True):
@@ -232,8 +244,10 @@ class StreamRail:
                         if annotates([decision]):
                             self._choices[index].annotation = [decision]
                     self._checked = received
-                    if self._mode is not StreamMode.STREAM_FIRST and (out := self._release(received)):
-                        yield out
+                    if self._mode is not StreamMode.STREAM_FIRST:
+                        await self._open()
+                        if out := self._release(received):
+                            yield out
                 if reader is not None and reader.done():
                     chunk = reader.result()
                     if chunk is None:  # [DONE]
@@ -241,21 +255,26 @@ class StreamRail:
                     else:
                         self._take(chunk)
                         reader = asyncio.ensure_future(anext(events, None))
-                        if self._mode is StreamMode.STREAM_FIRST and (out := self._release(None)):
-                            yield out
+                        if self._mode is StreamMode.STREAM_FIRST:
+                            await self._open()
+                            if out := self._release(None):
+                                yield out
                 if pending is None:
                     due = self._due(final=ended)
                     if due:
                         pending = self._start(due)
                 if ended and pending is None:
+                    await self._open()
                     prologue, self._prologue = self._prologue, b""
                     yield prologue + self._annotations() + self._release(None) + DONE
                     return
         except GuardUnavailable as exc:
             if not self.released:
+                await self._open()  # an input block is the answer, even when an output check failed first
                 raise
             yield sse(exc.body()) + DONE
         except UpstreamBroke as exc:
+            await self._open()
             raw = exc.headers.pop("raw", None)
             yield (b"data: " + raw.encode() + b"\n\n" if raw else sse(exc.body())) + DONE
         finally:
@@ -264,6 +283,8 @@ class StreamRail:
                     task.cancel()
                     with contextlib.suppress(BaseException):
                         await task
+            if self._opening is not None:
+                self._opening.close()  # never awaited: the stream ended before its first frame
             await events.aclose()
             await self._response.aclose()
 

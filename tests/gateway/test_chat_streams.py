@@ -211,3 +211,76 @@ def test_a_client_that_leaves_cancels_the_upstream_request(fake: FakeVLLM, strea
     assert llm.abandoned == 1 and llm.finished == 0
     released = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     assert LONG.encode() not in released
+
+
+def _overlap_gateway(fake: FakeVLLM, llm: FakeUpstream, **overrides: str) -> tuple[TestClient, list[str]]:
+    """A gateway whose guard answers the input check only once an output check has been answered: the
+    order the guard saw the checks in, by the checked conversation's last role."""
+    order: list[str] = []
+
+    async def guard(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else {}
+        if "messages" not in body:  # the model list
+            return fake(request)
+        role = body["messages"][-1]["role"]
+        order.append(role)
+        if role == "user":
+            for _ in range(300):  # at most 3 s
+                if "assistant answered" in order:
+                    break
+                await asyncio.sleep(0.01)
+        response = fake(request)
+        order.append(f"{role} answered")
+        return response
+
+    settings = {"guard.max_retries": "0", "upstream.url": "http://main-llm/v1", "cache.enabled": "false", **overrides}
+    app = create_app(
+        load_config(overrides=settings, environ={}),
+        guard_transport=httpx.MockTransport(guard),
+        upstream_transport=httpx.MockTransport(llm),
+    )
+    client = TestClient(app, raise_server_exceptions=False)
+    return client, order
+
+
+def test_a_parallel_stream_checks_its_first_text_while_the_input_check_runs(fake: FakeVLLM):
+    llm = FakeUpstream(answers=[LONG])
+    client, order = _overlap_gateway(fake, llm, **{"chat.window_chars": "100000"})
+    with client:
+        response = stream(client)
+    assert response.status_code == 200
+    # The first output check was sent and answered while the input check was still waiting for its verdict.
+    assert order[:4] == ["user", "assistant", "assistant answered", "user answered"]
+    assert streamed_text(sse_events(response.text)) == LONG
+
+
+def test_an_input_block_after_a_passed_output_check_is_still_a_400_with_nothing_released(fake: FakeVLLM):
+    llm = FakeUpstream(answers=[LONG], token_interval=0.01)
+    # The conversation is unsafe, the answer's first window is not: the output check passes first.
+    fake.reply = lambda body: (
+        "Safety: Unsafe\nCategories: Violent"
+        if body["messages"][-1]["role"] == "user"
+        else "Safety: Safe\nCategories: None\nRefusal: No"
+    )
+    client, order = _overlap_gateway(fake, llm, **{"chat.window_chars": "100000"})
+    with client:
+        response = stream(client, UNSAFE)
+    assert order[:4] == ["user", "assistant", "assistant answered", "user answered"]
+    assert response.status_code == 400 and response.headers["content-type"] == "application/json"
+    assert response.json()["error"]["code"] == "content_filter"
+    assert "Sure" not in response.text
+    assert llm.abandoned == 1 and llm.finished == 0
+
+
+def test_an_input_block_wins_over_an_output_check_that_failed_first(fake: FakeVLLM):
+    llm = FakeUpstream(answers=[LONG])
+    fake.reply = lambda body: "Safety: Unsafe\nCategories: Violent"
+    fake.fail = lambda body: (
+        httpx.Response(500, json={"error": {"message": "engine died"}})
+        if body["messages"][-1]["role"] == "assistant"
+        else None
+    )
+    client, _ = _overlap_gateway(fake, llm, **{"chat.window_chars": "100000"})
+    with client:
+        response = stream(client, UNSAFE)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "content_filter"
