@@ -31,6 +31,10 @@ OPENAI_MODERATION_MODELS = (
 )
 
 
+#: An http(s) URL with a host: a bad one stops the start naming the field, not every request later.
+HTTP_URL = r"^https?://[^\s/?#]+(/\S*)?$"
+
+
 class ConfigError(ValueError):
     """The configuration does not validate; the message names the field."""
 
@@ -40,7 +44,9 @@ class _Section(BaseModel):
 
 
 class GuardSettings(_Section):
-    url: str = Field(default="http://localhost:8000", description="the vLLM server serving Qwen3Guard-Gen")
+    url: str = Field(
+        default="http://localhost:8000", pattern=HTTP_URL, description="the vLLM server serving Qwen3Guard-Gen"
+    )
     model: str = Field(default="qwen3guard", min_length=1, description="the guard's served model name")
     api_key: SecretStr | None = Field(default=None, description="bearer key for the guard (default $GUARD_API_KEY)")
     timeout: float = Field(default=30.0, gt=0, description="seconds per guard HTTP request")
@@ -102,7 +108,9 @@ class LoggingSettings(_Section):
 class UpstreamSettings(_Section):
     """The LLM behind the guarded chat proxy (issue #12)."""
 
-    url: str | None = Field(default=None, description="OpenAI-compatible base URL of the main LLM")
+    url: str | None = Field(
+        default=None, pattern=HTTP_URL, description="OpenAI-compatible base URL of the main LLM (http or https)"
+    )
     api_key: SecretStr | None = Field(default=None, description="key sent upstream when the client's is not")
     pass_client_key: bool = Field(default=True, description="forward the client's bearer key upstream")
 

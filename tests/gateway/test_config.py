@@ -48,6 +48,8 @@ def test_yaml_then_environment_then_flags(tmp_path: Path) -> None:
         ("policy:\n  on_guard_failure: raise\n", "policy.on_guard_failure"),
         ("policy:\n  prompt:\n    categories:\n      Weapons: block\n", "policy.prompt.categories.Weapons"),
         ("nonsense: 1\n", "nonsense"),
+        ("upstream:\n  url: localhost:9000/v1\n", "upstream.url"),
+        ("guard:\n  url: 'http:// spaced'\n", "guard.url"),
     ],
 )
 def test_a_bad_file_names_the_field(tmp_path: Path, yaml_text: str, named: str) -> None:
