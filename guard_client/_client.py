@@ -25,8 +25,8 @@ from guard_client._constants import (
 )
 from guard_client._errors import GuardError, GuardInputError
 from guard_client._flows import CheckFlows, CheckOptions, Flow, Parallel, Request, ServerInfo, Settings, advance
-from guard_client._input import CheckItem, Messages, item_messages, prepare_input
-from guard_client._labels import GuardMode, Strictness
+from guard_client._input import CheckItem, GuardInput, Messages, item_messages, item_mode, prepare_input
+from guard_client._labels import Strictness
 from guard_client._requests import VerdictTokens
 from guard_client._retry import DEFAULT_MAX_RETRIES, decode_response, retry_policy, transport_error
 from guard_client._verdict import FailurePolicy, Verdict
@@ -37,15 +37,6 @@ T = TypeVar("T")
 def _check_concurrency(concurrency: int) -> None:
     if concurrency < 1:
         raise GuardInputError("concurrency must be at least 1")
-
-
-def _guess_mode(item: object) -> GuardMode:
-    """The mode of an item that could not be prepared (its undecided verdict still needs one)."""
-    if isinstance(item, tuple):
-        return GuardMode.RESPONSE
-    if isinstance(item, Sequence) and item and isinstance(item[-1], dict) and item[-1].get("role") != "user":
-        return GuardMode.RESPONSE
-    return GuardMode.PROMPT
 
 
 class _NoBar:
@@ -112,15 +103,16 @@ class _ClientBase:
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
-    def _check_flow(self, messages: Messages, options: CheckOptions) -> Flow[Verdict]:
+    def _check_flow(self, messages: Messages | GuardInput, options: CheckOptions) -> Flow[Verdict]:
         """Prepare once (raises GuardInputError before anything is sent), then the check's flow."""
         settings = Settings.of(options)
-        return self._flows.check(prepare_input(messages), settings)
+        guard_input = messages if isinstance(messages, GuardInput) else prepare_input(messages)
+        return self._flows.check(guard_input, settings)
 
-    def _batch_failure(self, item: object, exc: GuardError) -> Verdict:
+    def _batch_failure(self, item: CheckItem, exc: GuardError) -> Verdict:
         """check_many's one shape for a failed item: an undecided verdict naming the error."""
         policy = None if isinstance(exc, GuardInputError) or self.on_error is FailurePolicy.RAISE else self.on_error
-        return Verdict.from_error(_guess_mode(item), exc, policy)
+        return Verdict.from_error(item_mode(item), exc, policy)
 
 
 class GuardClient(_ClientBase):
@@ -150,8 +142,9 @@ class GuardClient(_ClientBase):
         """The verdict words' first token ids in the server's tokenizer (what `scores`/`verdict_only` use)."""
         return self._drive(self._flows.verdict_tokens())
 
-    def check(self, messages: Messages, **options: Unpack[CheckOptions]) -> Verdict:
-        """Check a conversation; the role of the last message picks prompt or response moderation."""
+    def check(self, messages: Messages | GuardInput, **options: Unpack[CheckOptions]) -> Verdict:
+        """Check a conversation (or an input prepared with `prepare_input`); the role of the last message
+        picks prompt or response moderation."""
         return self._drive(self._check_flow(messages, options))
 
     def check_prompt(self, prompt: str, **options: Unpack[CheckOptions]) -> Verdict:
@@ -258,7 +251,7 @@ class AsyncGuardClient(_ClientBase):
     async def verdict_tokens(self) -> VerdictTokens:
         return await self._drive(self._flows.verdict_tokens())
 
-    async def check(self, messages: Messages, **options: Unpack[CheckOptions]) -> Verdict:
+    async def check(self, messages: Messages | GuardInput, **options: Unpack[CheckOptions]) -> Verdict:
         return await self._drive(self._check_flow(messages, options))
 
     async def check_prompt(self, prompt: str, **options: Unpack[CheckOptions]) -> Verdict:

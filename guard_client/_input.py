@@ -15,8 +15,6 @@ from guard_client._labels import GuardMode
 from guard_client._template import mode_of, render_conversation
 
 Messages: TypeAlias = Sequence[Mapping[str, Any]]
-#: What `check_many` accepts per item: a prompt, a (prompt, response) pair, or messages.
-CheckItem: TypeAlias = str | tuple[str, str] | Messages
 
 
 @dataclass(frozen=True)
@@ -31,6 +29,11 @@ class GuardInput:
     def message_list(self) -> list[dict[str, str]]:
         """The messages as a JSON-ready list (a request body's `messages`)."""
         return [dict(message) for message in self.messages]
+
+
+#: What `check_many` accepts per item: a prompt, a (prompt, response) pair, messages, or an input already
+#: prepared with `prepare_input` (checked as it is: nothing is validated or rendered twice).
+CheckItem: TypeAlias = str | tuple[str, str] | Messages | GuardInput
 
 
 def content_text(content: Any) -> str:
@@ -79,8 +82,11 @@ def render_guard_prompt(messages: Messages) -> str:
     return prepare_input(messages).prompt
 
 
-def item_messages(item: CheckItem) -> Messages:
-    """Turn a `check_many` item into messages: a prompt, a (prompt, response) pair, or messages as given."""
+def item_messages(item: CheckItem) -> Messages | GuardInput:
+    """Turn a `check_many` item into messages (a prompt, a (prompt, response) pair, messages as given), or
+    pass a prepared `GuardInput` through."""
+    if isinstance(item, GuardInput):
+        return item
     if isinstance(item, str):
         return [{"role": "user", "content": item}]
     if isinstance(item, tuple) and len(item) == 2 and all(isinstance(part, str) for part in item):
@@ -90,3 +96,15 @@ def item_messages(item: CheckItem) -> Messages:
     raise GuardInputError(
         f"cannot check an item of type {type(item).__name__}: pass a str, (prompt, response) or messages"
     )
+
+
+def item_mode(item: CheckItem) -> GuardMode:
+    """The moderation mode of a `check_many` item, also of one that cannot be checked (its undecided
+    verdict still needs one): the mode its messages select, else the shape's (a pair is a response)."""
+    if isinstance(item, GuardInput):
+        return item.mode
+    try:
+        prepared = item_messages(item)
+        return prepared.mode if isinstance(prepared, GuardInput) else prepare_input(prepared).mode
+    except GuardInputError:
+        return GuardMode.RESPONSE if isinstance(item, tuple) else GuardMode.PROMPT

@@ -34,8 +34,7 @@ from tqdm import tqdm
 from guard_client._client import AsyncGuardClient
 from guard_client._constants import DEFAULT_CONCURRENCY
 from guard_client._errors import GuardConnectionError, GuardError, GuardInputError, GuardParseError
-from guard_client._input import CheckItem, item_messages, prepare_input
-from guard_client._labels import GuardMode
+from guard_client._input import CheckItem, item_messages, item_mode
 from guard_client._verdict import Verdict
 
 RESULTS_FILE, MANIFEST_FILE, LOCK_FILE = "results.jsonl", "run.json", ".lock"
@@ -170,19 +169,11 @@ class RunStats:
         return self.checked / self.wall_s if self.wall_s > 0 else 0.0
 
 
-def _mode_of(item: CheckItem) -> GuardMode:
-    """The moderation mode of an item, for the record of an item that could not be checked."""
-    try:
-        return prepare_input(item_messages(item)).mode
-    except GuardInputError:
-        return GuardMode.PROMPT  # an input without a mode: the record is undecided either way
-
-
 def record_for(work: WorkItem, result: Verdict | GuardError, latency_s: float, replica: str | None) -> CheckRecord:
     """Turn what a check returned (a Verdict, or the GuardError it raised) into a record."""
     common: dict[str, Any] = {**work.meta, "id": work.id, "latency_s": round(latency_s, 6), "replica": replica}
     if isinstance(result, GuardError):
-        result = Verdict.from_error(_mode_of(work.item), result, None)
+        result = Verdict.from_error(item_mode(work.item), result, None)
     fields = result.model_dump(exclude={"raw"})
     if not result.decided and not fields.get("error_type"):
         fields["error_type"] = GuardError.__name__

@@ -98,7 +98,7 @@ class Guard:
                 log.info("checking %s", [item.messages for item in missing.values()])
             started = time.perf_counter()
             verdicts = await self.client.check_many(
-                [item.message_list() for item in missing.values()],
+                list(missing.values()),  # prepared once by the endpoint: checked as they are
                 concurrency=self.settings.concurrency,
                 **self._options,
             )

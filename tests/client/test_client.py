@@ -448,3 +448,19 @@ def test_verdict_first_budgets_for_its_constrained_follow_up(make: MakeGuard) ->
         with pytest.raises(GuardInputError, match=f"minus {MAX_TOKENS_CONSTRAINED} for the answer"):
             guard.check_prompt(text, verdict_only=True)
     assert "/v1/completions" not in fake.paths()
+
+
+def test_a_prepared_input_is_checked_as_it_is(make: MakeGuard) -> None:
+    from guard_client import prepare_input
+
+    fake = FakeVLLM(reply=lambda body: "Safety: Unsafe\nCategories: Violent\nRefusal: No")
+    prepared = prepare_input(
+        [{"role": "user", "content": [{"type": "text", "text": "q"}]}, {"role": "assistant", "content": "a"}]
+    )
+    with make(fake) as guard:
+        one = guard.check(prepared)
+        many = guard.check_many([prepared, "plain"])
+    assert one.mode is GuardMode.RESPONSE and one.safety is Safety.UNSAFE
+    assert [v.mode for v in many] == [GuardMode.RESPONSE, GuardMode.PROMPT]
+    # The same body as for the raw messages: the prepared (flattened) messages, not re-derived ones.
+    assert chat_bodies(fake)[0]["messages"] == [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
