@@ -56,7 +56,7 @@ def _serve(args: argparse.Namespace) -> int:
             f"  profile:  {profile.name}; log: {server.log_path}\n"
             f"  try:      curl -s {server.url}/v1/chat/completions -H 'Content-Type: application/json'"
             f"{auth} -d {shlex.quote(body)}\n"
-            f"  or:       python -m guard_client check --url {server.url}{' --constrain' if constrain else ''} "
+            f"  or:       .venv/bin/guard check --url {server.url}{' --constrain' if constrain else ''} "
             f"{shlex.quote(EXAMPLE[0]['content'])}\n" + ("" if args.gateway else "Ctrl-C stops it."),
             flush=True,
         )
