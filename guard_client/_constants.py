@@ -5,6 +5,8 @@ The retry policy's numbers live beside the policy itself, in `_retry.py`.
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 DEFAULT_BASE_URL = "http://localhost:8000"
 #: The name every serving profile serves the guard under (`deploy/profiles` takes it from here).
 DEFAULT_MODEL = "qwen3guard"
@@ -20,6 +22,10 @@ DEFAULT_MIN_VERDICT_MASS = 0.5
 #: Fraction of a window repeated in the next one when long inputs are chunked.
 CHUNK_OVERLAP = 0.125
 ENV_URL, ENV_API_KEY, ENV_MODEL = "GUARD_URL", "GUARD_API_KEY", "GUARD_MODEL"
+try:
+    USER_AGENT = f"qwen3guard-client/{version('qwen3guard-serving')}"
+except PackageNotFoundError:  # run from a source tree that was never installed
+    USER_AGENT = "qwen3guard-client"
 
 #: Every stand-in model directory (random weights) carries this in its name, so a client can tell
 #: from the server's model list that verdicts are meaningless.

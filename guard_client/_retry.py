@@ -27,21 +27,33 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, GuardHTTPError) and (exc.status_code in RETRY_STATUSES or exc.status_code >= 500)
 
 
-def retry_wait(state: RetryCallState) -> float:
-    exc = state.outcome.exception() if state.outcome else None
+def retry_delay(exc: BaseException | None, attempt_number: int) -> float:
+    """Seconds to wait after failed attempt `attempt_number` (1-based): the server's Retry-After when
+    it sent one, else jittered exponential back-off."""
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:
         return float(min(retry_after, MAX_RETRY_AFTER))
-    delay: float = min(INITIAL_RETRY_DELAY * 2 ** (state.attempt_number - 1), MAX_RETRY_DELAY)
+    delay: float = min(INITIAL_RETRY_DELAY * 2 ** (attempt_number - 1), MAX_RETRY_DELAY)
     return delay * (0.75 + random.random() / 2)
 
 
+def first_retry_delay(exc: BaseException) -> float:
+    return retry_delay(exc, 1)
+
+
 def retry_policy(max_retries: int) -> dict[str, Any]:
-    """Keyword arguments for tenacity's `Retrying` / `AsyncRetrying`."""
+    """Keyword arguments for tenacity's `Retrying` / `AsyncRetrying` over the retries: the clients make
+    the first attempt outside tenacity, whose set-up a request that succeeds never needs, and enter it
+    after `first_retry_delay`."""
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        return retry_delay(exc, state.attempt_number + 1)
+
     return {
         "retry": retry_if_exception(is_retryable),
-        "stop": stop_after_attempt(max_retries + 1),
-        "wait": retry_wait,
+        "stop": stop_after_attempt(max_retries),
+        "wait": wait,
         "reraise": True,
     }
 

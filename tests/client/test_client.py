@@ -117,6 +117,29 @@ def test_retries_give_up_with_the_http_error(make: MakeGuard, slept: list[float]
     assert len(fake.calls) == 3
 
 
+def test_back_off_grows_from_the_first_retry(make: MakeGuard, slept: list[float]) -> None:
+    fake = FakeVLLM(script=[httpx.Response(503, json={"error": {"message": "overloaded"}})] * 4)
+    with make(fake, max_retries=3) as guard, pytest.raises(GuardHTTPError):
+        guard.server_info()
+    assert len(fake.calls) == 4
+    # Jittered by ±25% around 0.5 s, 1 s, 2 s: each wait is in its own band.
+    assert [round(wait / base, 2) for wait, base in zip(slept, [0.5, 1.0, 2.0], strict=True)] == [
+        pytest.approx(1.0, abs=0.25)
+    ] * 3
+
+
+def test_requests_name_the_client(make: MakeGuard) -> None:
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("user-agent"))
+        return FakeVLLM()(request)
+
+    with make(handler) as guard:
+        guard.check_prompt("x")
+    assert seen and all(agent and agent.startswith("qwen3guard-client/") for agent in seen)
+
+
 def test_client_errors_are_not_retried(make: MakeGuard) -> None:
     fake = FakeVLLM(script=[httpx.Response(401, json={"error": {"message": "bad key"}})])
     with make(fake) as guard, pytest.raises(GuardHTTPError, match="401"):

@@ -156,7 +156,7 @@ def test_guard_down_on_a_stream_fails_closed_before_anything_is_released(
             raise httpx.ConnectError("down", request=request)
         return FakeVLLM.__call__(fake, request)
 
-    client.app.state.gateway.guard.client._http._transport = httpx.MockTransport(down_after_input)  # type: ignore[attr-defined]
+    client.app.state.gateway.guard.client._transport = httpx.MockTransport(down_after_input)  # type: ignore[attr-defined]
     response = stream(client)
     assert response.status_code == 503 and response.json()["error"]["code"] == "guard_unavailable"
     assert "Hello" not in response.text
