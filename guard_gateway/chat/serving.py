@@ -105,14 +105,17 @@ class ChatService:
         call: asyncio.Future[httpx.Response] | None = None
         checking: asyncio.Future[list[Decision]] | None = None
         try:
-            checking = asyncio.ensure_future(self._input_rail(view, timer))
             if self.settings.input_mode is InputMode.PARALLEL:
+                # The upstream call is scheduled first: its request leaves before the input check's rendering
+                # and guard request take their turn on the event loop.
                 call = asyncio.ensure_future(self.upstream.open("POST", PATH, headers, raw))
+                checking = asyncio.ensure_future(self._input_rail(view, timer))
                 # A verdict that comes first and refuses ends the wait (and the call) at once.
                 await asyncio.wait((call, checking), return_when=asyncio.FIRST_COMPLETED)
                 if checking.done():
                     checking.result()
             else:
+                checking = asyncio.ensure_future(self._input_rail(view, timer))
                 await checking
                 call = asyncio.ensure_future(self.upstream.open("POST", PATH, headers, raw))
             response = await call

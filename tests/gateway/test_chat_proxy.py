@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 from typing import Any
 
 import httpx
@@ -10,6 +12,8 @@ import openai
 import pytest
 from fastapi.testclient import TestClient
 
+from guard_gateway.chat.upstream import Upstream, UpstreamError, UpstreamTimeout
+from guard_gateway.config import UpstreamSettings
 from loadtest.fake_llm import FakeUpstream
 from tests.fake_vllm import FakeVLLM
 from tests.gateway.chat_fakes import ChatFactory
@@ -206,3 +210,32 @@ def test_bad_chat_requests_are_400_naming_the_parameter(make_chat: ChatFactory, 
 def test_no_upstream_configured_is_a_404(make_chat: ChatFactory):
     response = chat(make_chat(**{"upstream.url": "<unset>"}), SAFE)
     assert response.status_code == 404 and response.json()["error"]["code"] == "upstream_not_configured"
+
+
+def test_the_default_upstream_transport_tells_a_refused_connection_from_a_silent_upstream() -> None:
+    """The upstream's own pool (aiohttp behind httpx) over real sockets: nothing listening is 502
+    upstream_unavailable (aiohttp names it a connect timeout), a server that accepts and never answers is 504."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    refused_url = f"http://127.0.0.1:{closed.getsockname()[1]}/v1"
+    closed.close()
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+
+    async def outcome(url: str) -> UpstreamError:
+        upstream = Upstream(UpstreamSettings(url=url), 0.5, gateway_keys=False)
+        try:
+            with pytest.raises(UpstreamError) as info:
+                await upstream.open("GET", "/models", {})
+        finally:
+            await upstream.aclose()
+        return info.value
+
+    try:
+        refused = asyncio.run(outcome(refused_url))
+        timed_out = asyncio.run(outcome(f"http://127.0.0.1:{silent.getsockname()[1]}/v1"))
+    finally:
+        silent.close()
+    assert (refused.status_code, refused.code) == (502, "upstream_unavailable")
+    assert isinstance(timed_out, UpstreamTimeout) and timed_out.status_code == 504
