@@ -110,11 +110,13 @@ def create_app(
     app.state.gateway = state
     for router in OPEN_ROUTERS:
         app.include_router(router)
+    # Keys are read once, at start: with none configured there is nothing to solve on every request.
+    key_check = [Depends(require_key)] if state.api_keys else []
     for router in PROTECTED_ROUTERS:
-        app.include_router(router, dependencies=[Depends(require_key)], responses=ERROR_RESPONSES)
+        app.include_router(router, dependencies=key_check, responses=ERROR_RESPONSES)
     for path in config.chat.passthrough_routes:  # unguarded by explicit configuration only
         methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-        app.add_api_route(path, proxy, methods=methods, dependencies=[Depends(require_key)], include_in_schema=False)
+        app.add_api_route(path, proxy, methods=methods, dependencies=key_check, include_in_schema=False)
     install_error_handlers(app)
     routes = [route.path for route in app.routes if isinstance(route, APIRoute)]
     exempt = [route.path for router in OPEN_ROUTERS for route in router.routes if isinstance(route, APIRoute)]
