@@ -37,12 +37,16 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from deploy.launcher import GuardServer, free_port
+from deploy.profiles import load_profile
 from guard_client import AsyncGuardClient, percentile
 from guard_gateway import create_app, load_config
 from guard_gateway.chat.settings import ChatSettings
 from loadtest.fake_llm import FakeUpstream
 
 SAFE = "Safety: Safe\nCategories: None"
+#: The stand-in's second served name: the main LLM of the stand-in stream arm.
+MAIN_LLM = "main-llm"
 PROMPT = [{"role": "user", "content": "Write a short note about pasta."}]
 ANSWER = " ".join(["pasta"] * 200)  # 200 tokens at 50 tokens/s: 4 s
 
@@ -162,17 +166,25 @@ async def _whole(url: str, requests: int) -> list[float]:
     return times
 
 
-async def _stream(url: str, requests: int) -> list[tuple[float, float]]:
-    """(ms to the first content token, ms to [DONE]) per streamed request."""
+def _has_content(line: str) -> bool:
+    if not line.startswith("data: {"):
+        return False
+    choices = json.loads(line[6:]).get("choices") or [{}]
+    return bool((choices[0].get("delta") or {}).get("content"))
+
+
+async def _stream(url: str, requests: int, extra: dict[str, Any] | None = None) -> list[tuple[float, float]]:
+    """(ms to the first content token, ms to [DONE]) per streamed request; `extra` joins the request body."""
     results = []
-    async with httpx.AsyncClient(timeout=120) as client:
+    async with httpx.AsyncClient(timeout=600) as client:
         for _ in range(requests):
             started = time.perf_counter()
             first = None
-            body = {"model": "m", "messages": PROMPT, "stream": True}
+            body = {"model": "m", "messages": PROMPT, "stream": True, **(extra or {})}
             async with client.stream("POST", url + "/chat/completions", json=body) as response:
+                response.raise_for_status()
                 async for line in response.aiter_lines():
-                    if first is None and line.startswith("data: {") and '"content":"pasta' in line.replace(" ", ""):
+                    if first is None and _has_content(line):
                         first = (time.perf_counter() - started) * 1000
             results.append((first or float("nan"), (time.perf_counter() - started) * 1000))
     return results
@@ -268,6 +280,50 @@ def bench_streams(guard_ms: float, windows: list[int], requests: int) -> dict[st
     }
 
 
+def bench_standin_streams(variant: str, windows: list[int], requests: int, tokens: int) -> dict[str, Any]:
+    """Streams from the stand-in on the CPU, which plays both the main LLM (as `main-llm`) and the guard (one
+    vLLM server, as the end-to-end tests run it): unguarded straight from it vs hold-back through the gateway
+    per window. `tokens` per answer, `ignore_eos` so every answer has that length. Here the checks and the
+    generation share the same CPU cores, so the ratios say what a guard on the same machine costs; no target."""
+    profile = load_profile("cpu")
+    server = GuardServer(
+        profile,
+        model=f"standin:{variant}",
+        host="127.0.0.1",
+        port=free_port(),
+        extra_args=["--served-model-name", profile.served_model_name, MAIN_LLM],
+    )
+    body = {"model": MAIN_LLM, "max_tokens": tokens, "ignore_eos": True, "temperature": 0}
+    with server:
+        guard_url = server.url
+        check_ms = asyncio.run(_standin_check_round_trip(guard_url))
+        asyncio.run(_stream(guard_url + "/v1", 1, body))
+        base = asyncio.run(_stream(guard_url + "/v1", requests, body))
+        rows: list[dict[str, Any]] = [{"arm": "unguarded", "window": None, **_stream_summary(base)}]
+        for window in windows:
+            overrides = {"chat.window_chars": str(window), "guard.constrain": "true", "guard.timeout": "300"}
+            with gateway(guard_url + "/v1", guard_url, **overrides) as url:
+                asyncio.run(_stream(url, 1, body))
+                rows.append(
+                    {"arm": "hold_back", "window": window, **_stream_summary(asyncio.run(_stream(url, requests, body)))}
+                )
+    for row in rows[1:]:
+        row["total_ratio"] = row["total_p50_ms"] / rows[0]["total_p50_ms"]
+        row["first_token_added_ms"] = row["first_token_p50_ms"] - rows[0]["first_token_p50_ms"]
+    return {"variant": variant, "answer_tokens": tokens, "check_round_trip_ms": check_ms, "rows": rows}
+
+
+async def _standin_check_round_trip(guard_url: str, requests: int = 5) -> float:
+    times = []
+    async with AsyncGuardClient(guard_url, timeout=300) as guard:
+        await guard.check_response("warm", "up", constrain=True)
+        for index in range(requests):
+            started = time.perf_counter()
+            await guard.check_response(PROMPT[0]["content"], f"Pasta, boiled {index} minutes.", constrain=True)
+            times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
 def _stream_summary(results: list[tuple[float, float]]) -> dict[str, float]:
     return {
         "first_token_p50_ms": statistics.median(r[0] for r in results),
@@ -354,6 +410,26 @@ def write_report(result: dict[str, Any], out: Path) -> None:
                 f"+{added:.1f} against {check:.1f} ms ({strict}).",
                 "",
             ]
+    standin = result.get("standin_streams")
+    if standin:
+        lines += [
+            f"## (c) Streams from the {standin['variant']} stand-in on the CPU: {standin['answer_tokens']} tokens "
+            "(p50)",
+            "",
+            "One vLLM server on these CPU cores plays the main LLM and the guard (constrained verdicts), so every "
+            "check competes with the generation it guards: these ratios are what a guard sharing the main LLM's "
+            f"machine costs, not the gateway's. One check here: {standin['check_round_trip_ms']:.0f} ms.",
+            "",
+            "| arm | window (chars) | first token ms | total ms | total / unguarded | first token added ms |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in standin["rows"]:
+            lines.append(
+                f"| {row['arm']} | {row['window'] or '–'} | {row['first_token_p50_ms']:.0f} | "
+                f"{row['total_p50_ms']:.0f} | {row.get('total_ratio', 1.0):.3f} | "
+                f"{row.get('first_token_added_ms', 0.0):.0f} |"
+            )
+        lines.append("")
     lines.append("![chat proxy](bench_chat.png)")
     (out / "bench_chat.md").write_text("\n".join(lines) + "\n")
 
@@ -389,6 +465,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--streams", type=int, default=3, help="streams per arm (each takes ~4 s)")
     parser.add_argument("--guard-ms", type=float, default=40.0, help="fake guard delay per check")
     parser.add_argument("--windows", default="64,128,256,512", help="hold-back windows to measure (chars)")
+    parser.add_argument(
+        "--standin", choices=["full", "tiny", "none"], default="full", help="the stand-in stream arm (none: skip)"
+    )
+    parser.add_argument("--standin-streams", type=int, default=2, help="streams per arm from the stand-in")
+    parser.add_argument("--standin-tokens", type=int, default=64, help="tokens per stand-in answer")
+    parser.add_argument("--standin-windows", default="64,256", help="hold-back windows for the stand-in arm")
     parser.add_argument("--out", type=Path, default=Path("loadtest/reports"))
     args = parser.parse_args(argv)
     whole = [
@@ -400,6 +482,11 @@ def main(argv: list[str] | None = None) -> int:
     streams = bench_streams(args.guard_ms, [int(w) for w in args.windows.split(",")], args.streams)
     machine = f"{platform.node()} ({platform.processor() or platform.machine()})"
     result: dict[str, Any] = {"machine": machine, "whole": whole, "streams": streams}
+    if args.standin != "none":
+        windows = [int(w) for w in args.standin_windows.split(",")]
+        result["standin_streams"] = bench_standin_streams(
+            args.standin, windows, args.standin_streams, args.standin_tokens
+        )
     write_report(result, args.out)
     print((args.out / "bench_chat.md").read_text())
     return 0
