@@ -87,9 +87,12 @@ bench-serve: install
 	$(BIN)/python -m loadtest bench-serve
 
 # The guarded chat proxy's cost (issue 12): whole answers parallel vs pre_call vs unguarded, and streams
-# at 50 tokens/s per hold-back window; fake upstream and fake guard over HTTP. Part of bench-gateway.
+# at 50 tokens/s per hold-back window (fake upstream and fake guard, each in its own process, over HTTP), then
+# streams from the full stand-in playing main LLM and guard. Part of bench-gateway.
+#   make bench-gateway-chat BENCH_CHAT_FLAGS="--standin tiny"   (or --standin none: fakes only)
+BENCH_CHAT_FLAGS ?=
 bench-gateway-chat: install
-	$(BIN)/python -m loadtest.bench_chat --out loadtest/reports
+	$(BIN)/python -m loadtest.bench_chat --out loadtest/reports $(BENCH_CHAT_FLAGS)
 
 
 # The gateway (issue 11): (a) through the gateway vs the client direct, (b) its overhead against an instant fake

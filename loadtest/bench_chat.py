@@ -462,7 +462,7 @@ def write_report(result: dict[str, Any], out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtest.bench_chat", description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=60, help="requests per arm (whole answers)")
-    parser.add_argument("--streams", type=int, default=3, help="streams per arm (each takes ~4 s)")
+    parser.add_argument("--streams", type=int, default=7, help="streams per arm (each takes ~4 s)")
     parser.add_argument("--guard-ms", type=float, default=40.0, help="fake guard delay per check")
     parser.add_argument("--windows", default="64,128,256,512", help="hold-back windows to measure (chars)")
     parser.add_argument(
