@@ -118,9 +118,10 @@ class Upstream:
 
 
 def _refused(exc: httpx.HTTPError) -> bool:
-    """httpx-aiohttp reports a refused connection as ConnectTimeout; its cause tells the truth."""
+    """httpx-aiohttp reports every connection failure (refused, or closed by the server before it answered)
+    as ConnectTimeout; its cause tells the truth: only a TimeoutError is one."""
     cause = exc.__cause__
-    return isinstance(cause, OSError) and not isinstance(cause, TimeoutError)
+    return cause is not None and not isinstance(cause, TimeoutError)
 
 
 def returned_headers(response: httpx.Response) -> dict[str, str]:

@@ -239,3 +239,27 @@ def test_the_default_upstream_transport_tells_a_refused_connection_from_a_silent
         silent.close()
     assert (refused.status_code, refused.code) == (502, "upstream_unavailable")
     assert isinstance(timed_out, UpstreamTimeout) and timed_out.status_code == 504
+
+
+def test_an_upstream_that_closes_without_answering_is_unreachable_not_slow() -> None:
+    """A server that accepts and closes at once: aiohttp's ServerDisconnectedError, named a connect timeout by
+    httpx-aiohttp, is 502 upstream_unavailable, not a 504."""
+
+    async def scenario() -> UpstreamError:
+        async def close_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(1)
+            writer.close()
+
+        server = await asyncio.start_server(close_at_once, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        upstream = Upstream(UpstreamSettings(url=f"http://127.0.0.1:{port}/v1"), 5.0, gateway_keys=False)
+        try:
+            with pytest.raises(UpstreamError) as info:
+                await upstream.open("POST", "/chat/completions", {}, b"{}")
+        finally:
+            await upstream.aclose()
+            server.close()
+        return info.value
+
+    error = asyncio.run(scenario())
+    assert (error.status_code, error.code) == (502, "upstream_unavailable")
