@@ -8,7 +8,7 @@ import json
 import signal
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +153,15 @@ def test_other_options_are_refused_and_errors_make_the_exit_status_1(tmp_path: P
     assert code == 1 and "option constrain: False, not True" in err
 
 
+@pytest.fixture
+def ctrl_c() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt here as in a terminal, also when pytest runs as a background job of a
+    non-interactive shell, which starts it with SIGINT ignored (then a raised SIGINT would do nothing)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _sigint_at(after: int) -> Callable[[int], None]:
     def on_check(n: int) -> None:
         if n == after:
@@ -161,7 +170,7 @@ def _sigint_at(after: int) -> Callable[[int], None]:
     return on_check
 
 
-def test_sigint_stops_a_run_against_the_fake_vllm_and_the_rerun_finishes_it(tmp_path: Path) -> None:
+def test_sigint_stops_a_run_against_the_fake_vllm_and_the_rerun_finishes_it(tmp_path: Path, ctrl_c: None) -> None:
     path = _jsonl(tmp_path / "in.jsonl", [{"id": f"r{i}", "text": f"row {i}"} for i in range(2000)])
     argv = [str(path), "--out", str(tmp_path / "out"), "--concurrency", "16"]
     answered = 0
@@ -181,7 +190,7 @@ def test_sigint_stops_a_run_against_the_fake_vllm_and_the_rerun_finishes_it(tmp_
     assert len((tmp_path / "out" / "results.jsonl").read_text().splitlines()) == 2000
 
 
-def test_100k_rows_interrupted_and_resumed_are_each_answered_exactly_once(tmp_path: Path) -> None:
+def test_100k_rows_interrupted_and_resumed_are_each_answered_exactly_once(tmp_path: Path, ctrl_c: None) -> None:
     n = 100_000
     path = tmp_path / "big.jsonl"
     path.write_text("".join(f'{{"id": "r{i}", "text": "row {i}"}}\n' for i in range(n)), encoding="utf-8")
