@@ -33,8 +33,8 @@ from guard_client._requests import VerdictTokens
 from guard_client._retry import (
     DEFAULT_MAX_RETRIES,
     decode_response,
-    first_retry_delay,
     is_retryable,
+    retry_delay,
     retry_policy,
     transport_error,
 )
@@ -219,7 +219,7 @@ class GuardClient(_ClientBase):
         except GuardError as exc:
             if not (self.max_retries and is_retryable(exc)):
                 raise
-            time.sleep(first_retry_delay(exc))
+            time.sleep(retry_delay(exc, 1))
         for attempt in Retrying(**retry_policy(self.max_retries)):
             with attempt:
                 return self._send_once(request)
@@ -333,7 +333,7 @@ class AsyncGuardClient(_ClientBase):
         except GuardError as exc:
             if not (self.max_retries and is_retryable(exc)):
                 raise
-            await asyncio.sleep(first_retry_delay(exc))
+            await asyncio.sleep(retry_delay(exc, 1))
         async for attempt in AsyncRetrying(**retry_policy(self.max_retries)):
             with attempt:
                 return await self._send_once(request)

@@ -37,14 +37,10 @@ def retry_delay(exc: BaseException | None, attempt_number: int) -> float:
     return delay * (0.75 + random.random() / 2)
 
 
-def first_retry_delay(exc: BaseException) -> float:
-    return retry_delay(exc, 1)
-
-
 def retry_policy(max_retries: int) -> dict[str, Any]:
     """Keyword arguments for tenacity's `Retrying` / `AsyncRetrying` over the retries: the clients make
     the first attempt outside tenacity, whose set-up a request that succeeds never needs, and enter it
-    after `first_retry_delay`."""
+    after `retry_delay(exc, 1)`."""
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

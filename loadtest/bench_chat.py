@@ -185,15 +185,16 @@ async def _stream(url: str, requests: int, extra: dict[str, Any] | None = None) 
     return results
 
 
-async def _check_round_trip(guard_url: str, requests: int = 20) -> float:
-    """p50 ms of one output check (response moderation) against the fake guard, straight from a client:
-    what one check costs here, its delay plus its HTTP hop, as the gateway's own checks pay it."""
+async def _check_round_trip(guard_url: str, requests: int = 20, constrain: bool = False) -> float:
+    """p50 ms of one output check (response moderation) straight from a client: what one check costs here, its
+    delay plus its HTTP hop, as the gateway's own checks pay it (`constrain` for the stand-in, as the gateway
+    is configured for it)."""
     times = []
-    async with AsyncGuardClient(guard_url.removesuffix("/v1"), model="qwen3guard") as guard:
-        await guard.check_response("warm", "up")
-        for _ in range(requests):
+    async with AsyncGuardClient(guard_url.removesuffix("/v1"), timeout=300) as guard:
+        await guard.check_response("warm", "up", constrain=constrain)
+        for index in range(requests):
             started = time.perf_counter()
-            await guard.check_response(PROMPT[0]["content"], "pasta")
+            await guard.check_response(PROMPT[0]["content"], f"Pasta, boiled {index} minutes.", constrain=constrain)
             times.append((time.perf_counter() - started) * 1000)
     return statistics.median(times)
 
@@ -291,7 +292,7 @@ def bench_standin_streams(variant: str, windows: list[int], requests: int, token
     body = {"model": MAIN_LLM, "max_tokens": tokens, "ignore_eos": True, "temperature": 0}
     with server:
         guard_url = server.url
-        check_ms = asyncio.run(_standin_check_round_trip(guard_url))
+        check_ms = asyncio.run(_check_round_trip(guard_url, requests=5, constrain=True))
         asyncio.run(_stream(guard_url + "/v1", 1, body))
         base = asyncio.run(_stream(guard_url + "/v1", requests, body))
         rows: list[dict[str, Any]] = [{"arm": "unguarded", "window": None, **_stream_summary(base)}]
@@ -306,17 +307,6 @@ def bench_standin_streams(variant: str, windows: list[int], requests: int, token
         row["total_ratio"] = row["total_p50_ms"] / rows[0]["total_p50_ms"]
         row["first_token_added_ms"] = row["first_token_p50_ms"] - rows[0]["first_token_p50_ms"]
     return {"variant": variant, "answer_tokens": tokens, "check_round_trip_ms": check_ms, "rows": rows}
-
-
-async def _standin_check_round_trip(guard_url: str, requests: int = 5) -> float:
-    times = []
-    async with AsyncGuardClient(guard_url, timeout=300) as guard:
-        await guard.check_response("warm", "up", constrain=True)
-        for index in range(requests):
-            started = time.perf_counter()
-            await guard.check_response(PROMPT[0]["content"], f"Pasta, boiled {index} minutes.", constrain=True)
-            times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 def _stream_summary(results: list[tuple[float, float]]) -> dict[str, float]:
