@@ -209,16 +209,20 @@ def arm_direct_vs_gateway(guard_url: str, prompts: list[str], requests: int, con
 
         async def run() -> tuple[float, float]:
             # In rounds, A-B then B-A, so a machine that drifts in speed over the minutes favours neither arm.
-            seconds = {"direct": 0.0, "gateway": 0.0}
+            # Each arm and round checks prompts of its own: none finds another's prefix in vLLM's cache.
+            seconds, checked = {"direct": 0.0, "gateway": 0.0}, {"direct": 0, "gateway": 0}
+            per_round = requests // A_ROUNDS
+            slices = iter(range(0, 2 * A_ROUNDS * per_round, per_round))
             async with AsyncGuardClient(guard_url) as guard, gateway_http(120) as http:
                 arms = {"direct": guard_call(guard, constrain=constrain), "gateway": moderation_call(http, url)}
                 for round_ in range(A_ROUNDS):
                     order = ["direct", "gateway"] if round_ % 2 == 0 else ["gateway", "direct"]
                     for arm in order:
-                        items = [f"{p} #{arm}{round_}.{i}" for i, p in enumerate(prompts[: requests // A_ROUNDS])]
+                        start = next(slices)
+                        items = [f"{p} #{arm}{round_}.{i}" for i, p in enumerate(prompts[start : start + per_round])]
                         seconds[arm] += len(items) / await closed_loop(arms[arm], items, 16)
-            done = requests // A_ROUNDS * A_ROUNDS
-            return done / seconds["direct"], done / seconds["gateway"]
+                        checked[arm] += len(items)
+            return checked["direct"] / seconds["direct"], checked["gateway"] / seconds["gateway"]
 
         direct, through = asyncio.run(run())
     return {"direct_checks_per_s": direct, "gateway_checks_per_s": through, "in_flight": 16}
@@ -361,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("loadtest/reports"))
     args = parser.parse_args(argv)
     arms = set(args.arms.split(","))
-    prompts = _load_prompts(max(args.requests, 1000))
+    prompts = _load_prompts(max(2 * args.requests, 1000))  # (a) checks each prompt once, in one arm
     result: dict[str, Any] = {
         "machine": f"{platform.machine()}, {multiprocessing.cpu_count()} cores, Python {platform.python_version()}"
     }
