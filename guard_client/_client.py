@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, Unpack
 
 import httpx
-from httpx_aiohttp import AiohttpTransport
 from tenacity import AsyncRetrying, Retrying
 from tqdm import tqdm
 
@@ -23,22 +22,15 @@ from guard_client._constants import (
     ENV_API_KEY,
     ENV_MODEL,
     ENV_URL,
-    USER_AGENT,
 )
 from guard_client._errors import GuardError, GuardInputError
 from guard_client._flows import CheckFlows, CheckOptions, Flow, Parallel, Request, ServerInfo, Settings, advance
 from guard_client._input import CheckItem, GuardInput, Messages, item_messages, item_mode, prepare_input
 from guard_client._labels import Strictness
 from guard_client._requests import VerdictTokens
-from guard_client._retry import (
-    DEFAULT_MAX_RETRIES,
-    decode_response,
-    is_retryable,
-    retry_delay,
-    retry_policy,
-    transport_error,
-)
+from guard_client._retry import DEFAULT_MAX_RETRIES, decode_response, is_retryable, retry_delay, retry_policy
 from guard_client._verdict import FailurePolicy, Verdict
+from guard_client._wire import AiohttpWire, AsyncHttpxWire, AsyncWire, HttpxWire
 
 T = TypeVar("T")
 
@@ -105,34 +97,9 @@ class _ClientBase:
             self.model, self.base_url, FailurePolicy(on_error), Strictness(strictness), min_verdict_mass
         )
 
-        self._wire_headers = {"User-Agent": USER_AGENT}
-        if self.api_key:
-            self._wire_headers["Authorization"] = f"Bearer {self.api_key}"
-        self._wire_extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
-        self._wire_urls: dict[str, httpx.URL] = {}  # per path: parsing a URL costs more than building the body
-
     @property
     def on_error(self) -> FailurePolicy:
         return self._flows.on_error
-
-    def _wire_request(self, request: Request) -> httpx.Request:
-        """One flow step as the request handed straight to the transport.
-
-        The clients send through an httpx transport without httpx's `Client` layer: against a fast
-        guard, its URL merging, cookie jar, redirect and auth machinery cost more CPU than the rest of
-        a check together (py-spy over `make bench-gateway`), and a check uses none of them. Requests go
-        to the guard directly (no proxy from the environment); pass a transport to route them otherwise.
-        """
-        url = self._wire_urls.get(request.path)
-        if url is None:
-            url = self._wire_urls[request.path] = httpx.URL(self.base_url + request.path)
-        return httpx.Request(
-            request.method,
-            url,
-            json=request.json,
-            headers=self._wire_headers,
-            extensions=self._wire_extensions,
-        )
 
     def _check_flow(self, messages: Messages | GuardInput, options: CheckOptions) -> Flow[Verdict]:
         """Prepare once (raises GuardInputError before anything is sent), then the check's flow."""
@@ -153,7 +120,7 @@ class GuardClient(_ClientBase):
         self, base_url: str | None = None, *, transport: httpx.BaseTransport | None = None, **kwargs: Any
     ) -> None:
         super().__init__(base_url, **kwargs)
-        self._transport = transport or httpx.HTTPTransport()
+        self._wire = HttpxWire(self.base_url, self.api_key, self.timeout, transport)
 
     def __enter__(self) -> GuardClient:
         return self
@@ -162,7 +129,7 @@ class GuardClient(_ClientBase):
         self.close()
 
     def close(self) -> None:
-        self._transport.close()
+        self._wire.close()
 
     def server_info(self) -> ServerInfo:
         return self._drive(self._flows.server_info())
@@ -226,15 +193,7 @@ class GuardClient(_ClientBase):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _send_once(self, request: Request) -> Any:
-        try:
-            response = self._transport.handle_request(self._wire_request(request))
-            try:
-                response.read()
-            finally:
-                response.close()
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, self.base_url) from exc
-        return decode_response(response)
+        return decode_response(self._wire.send(request.method, request.path, request.json))
 
     def _drive(self, flow: Flow[T]) -> T:
         try:
@@ -270,11 +229,11 @@ class AsyncGuardClient(_ClientBase):
         self, base_url: str | None = None, *, transport: httpx.AsyncBaseTransport | None = None, **kwargs: Any
     ) -> None:
         super().__init__(base_url, **kwargs)
-        if transport is None:
-            # httpcore's asyncio pool costs more per request than the check itself at high
-            # concurrency; aiohttp's pool behind the same httpx API sustains several times more.
-            transport = AiohttpTransport(limits=httpx.Limits(max_connections=512, max_keepalive_connections=512))
-        self._transport = transport
+        self._wire: AsyncWire = (
+            AiohttpWire(self.base_url, self.api_key, self.timeout)
+            if transport is None
+            else AsyncHttpxWire(self.base_url, self.api_key, self.timeout, transport)
+        )
 
     async def __aenter__(self) -> AsyncGuardClient:
         return self
@@ -283,7 +242,7 @@ class AsyncGuardClient(_ClientBase):
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._transport.aclose()
+        await self._wire.aclose()
 
     async def server_info(self) -> ServerInfo:
         return await self._drive(self._flows.server_info())
@@ -340,15 +299,7 @@ class AsyncGuardClient(_ClientBase):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _send_once(self, request: Request) -> Any:
-        try:
-            response = await self._transport.handle_async_request(self._wire_request(request))
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, self.base_url) from exc
-        return decode_response(response)
+        return decode_response(await self._wire.send(request.method, request.path, request.json))
 
     async def _drive(self, flow: Flow[T]) -> T:
         try:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import httpx
 from tenacity import RetryCallState, retry_if_exception, stop_after_attempt
 
-from guard_client._errors import GuardConnectionError, GuardError, GuardHTTPError, GuardTimeoutError
+from guard_client._errors import GuardConnectionError, GuardHTTPError
+from guard_client._wire import Answer
 
 DEFAULT_MAX_RETRIES = 2
 RETRY_STATUSES = frozenset({408, 409, 429})
@@ -54,7 +54,7 @@ def retry_policy(max_retries: int) -> dict[str, Any]:
     }
 
 
-def decode_response(response: httpx.Response) -> Any:
+def decode_response(response: Answer) -> Any:
     """The JSON body of a successful response; an error status or a non-JSON body is a `GuardHTTPError`."""
     if response.status_code >= 400:
         raise http_error(response)
@@ -64,7 +64,7 @@ def decode_response(response: httpx.Response) -> Any:
         raise GuardHTTPError(response.status_code, f"response is not JSON: {response.text[:200]!r}") from exc
 
 
-def http_error(response: httpx.Response) -> GuardHTTPError:
+def http_error(response: Answer) -> GuardHTTPError:
     try:
         body = response.json()
         message = str(body.get("error", {}).get("message") or body.get("message") or body)
@@ -78,12 +78,3 @@ def http_error(response: httpx.Response) -> GuardHTTPError:
         except ValueError:  # an HTTP date: fall back to our own back-off
             retry_after = None
     return GuardHTTPError(response.status_code, message, retry_after)
-
-
-def transport_error(exc: httpx.HTTPError, base_url: str) -> GuardError:
-    cause = exc.__cause__
-    # httpx-aiohttp reports a refused connection as ConnectTimeout; its cause tells the truth.
-    refused = isinstance(cause, OSError) and not isinstance(cause, TimeoutError)
-    if isinstance(exc, httpx.TimeoutException) and not refused:
-        return GuardTimeoutError(f"no answer from {base_url} in time ({type(exc).__name__})")
-    return GuardConnectionError(f"cannot reach the guard at {base_url}: {exc or type(exc).__name__}")

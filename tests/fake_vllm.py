@@ -4,15 +4,19 @@ It answers /v1/models, /tokenize (one token per word; the real ids of the verdic
 /v1/chat/completions (`reply` decides the text; with `logprobs`, the verdict token's too), and both
 verdict-first completions (the verdict token, greedy among `allowed_token_ids`, and the follow-up that
 continues `reply`), each with a `usage` block counted in the same one-token-per-word way. `down` makes
-every request a refused connection (a guard that is down).
+every request a refused connection (a guard that is down). `served_over_http` puts the same fake (or
+any such handler) behind a real socket, for the async client's default aiohttp wire.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -154,3 +158,55 @@ def marked_failure(body: dict[str, Any]) -> httpx.Response | None:
 def marked_fake(**kwargs: Any) -> FakeVLLM:
     """The fake vLLM answering by markers (`marked_reply`, `marked_failure`)."""
     return FakeVLLM(**{"reply": marked_reply, "fail": marked_failure, **kwargs})
+
+
+@contextmanager
+def served_over_http(handler: Callable[[httpx.Request], httpx.Response], stall_s: float) -> Iterator[str]:
+    """`handler` behind a real HTTP/1.1 server on 127.0.0.1 (a thread), for as long as the block lasts: its URL.
+
+    What the handler raises becomes what a client sees on the wire: an `httpx.TimeoutException` an answer
+    that does not come for `stall_s` seconds (set it past the client's timeout), any other exception a
+    connection closed without an answer.
+    """
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as vLLM's server
+        disable_nagle_algorithm = True  # headers and body go out in two writes
+
+        def _answer(self) -> None:
+            content = self.rfile.read(int(self.headers.get("content-length") or 0))
+            url = f"http://{self.headers.get('host')}{self.path}"
+            request = httpx.Request(self.command, url, headers=list(self.headers.items()), content=content)
+            try:
+                response = handler(request)
+            except httpx.TimeoutException:
+                threading.Event().wait(stall_s)  # not time.sleep: tests replace it to skip back-off waits
+                self.close_connection = True
+                return
+            except Exception:
+                self.close_connection = True
+                return
+            body = response.read()
+            self.send_response(response.status_code)
+            for name, value in response.headers.items():
+                if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)  # stops within 10 ms
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -148,7 +148,9 @@ def test_client_errors_are_not_retried(make: MakeGuard) -> None:
 
 
 def test_connection_and_timeout_errors_map_to_the_tree(make: MakeGuard, slept: list[float]) -> None:
-    fake = FakeVLLM(script=[httpx.ConnectError("refused")] * 3)
+    # Six: over a real socket aiohttp itself sends an idempotent request (GET) once more on a dropped
+    # connection, as for a stale pooled one; the in-process fakes take three.
+    fake = FakeVLLM(script=[httpx.ConnectError("refused")] * 6)
     with make(fake) as guard, pytest.raises(GuardConnectionError, match="cannot reach the guard"):
         guard.server_info()
     fake = FakeVLLM(script=[httpx.ReadTimeout("slow")] * 3)
