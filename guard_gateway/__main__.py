@@ -9,6 +9,7 @@ Every configuration field can also be set by `GUARD_GATEWAY_<SECTION>__<FIELD>` 
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 
@@ -46,6 +47,11 @@ def _serve(args: argparse.Namespace) -> int:
     # httpx logs every upstream request at INFO: a second, costlier access log (py-spy: 6% of a request's CPU).
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     app = create_app(config)
+    # What exists now (modules, the app, its models and schemas) lives as long as the process: keep it out
+    # of every later collection, which would otherwise walk it all each time the young generations
+    # overflow into the old one: a fifth of a request's CPU at 1,000 requests/s (make bench-gateway).
+    gc.collect()
+    gc.freeze()
     # uvicorn's own access log is off: the gateway's (middleware.py) counts and times every request.
     uvicorn.run(app, host=config.host, port=config.port, log_level=config.logging.level, access_log=False)
     return 0

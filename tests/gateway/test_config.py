@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,16 @@ def test_the_example_file_is_generated_from_the_model() -> None:
     assert EXAMPLE.read_text() == example_yaml(), (
         "regenerate: python -m guard_gateway config > deploy/gateway.example.yaml"
     )
+
+
+def test_serve_keeps_the_start_up_heap_out_of_later_collections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What exists when serving starts (modules, the app) is frozen, so no collection walks it again."""
+    assert gc.get_freeze_count() == 0
+    seen: list[tuple[int, object]] = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: seen.append((gc.get_freeze_count(), app)))
+    try:
+        assert main(["serve", "--guard-url", "http://127.0.0.1:9", "--port", "9999"]) == 0
+    finally:
+        frozen_at_start = [count for count, _ in seen]
+        gc.unfreeze()  # the rest of the test session collects as usual
+    assert len(seen) == 1 and frozen_at_start[0] > 10_000
