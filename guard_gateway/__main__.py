@@ -41,6 +41,11 @@ def config_from_args(args: argparse.Namespace) -> GatewayConfig:
     return load_config(args.config, overrides)
 
 
+#: Objects allocated (net) between young collections while serving: collections then take about 1% of a
+#: request's CPU instead of 11% (gc.callbacks over 8,000 requests, 64 in flight, instant guard).
+YOUNG_GENERATION_THRESHOLD = 10_000
+
+
 def _serve(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     logging.basicConfig(level=config.logging.level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -49,9 +54,12 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(config)
     # What exists now (modules, the app, its models and schemas) lives as long as the process: keep it out
     # of every later collection, which would otherwise walk it all each time the young generations
-    # overflow into the old one: a fifth of a request's CPU at 1,000 requests/s (make bench-gateway).
+    # overflow into the old one: a quarter of a request's CPU against an instant guard (775 -> 580 us).
     gc.collect()
     gc.freeze()
+    # With dozens of requests in flight, Python's default young generation (700 objects) fills while their
+    # objects are still alive, so they are walked again and again on their way to the old one.
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *gc.get_threshold()[1:])
     # uvicorn's own access log is off: the gateway's (middleware.py) counts and times every request.
     uvicorn.run(app, host=config.host, port=config.port, log_level=config.logging.level, access_log=False)
     return 0

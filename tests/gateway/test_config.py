@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from guard_client import Category, FailurePolicy, Strictness
-from guard_gateway.__main__ import build_parser, config_from_args, main
+from guard_gateway.__main__ import YOUNG_GENERATION_THRESHOLD, build_parser, config_from_args, main
 from guard_gateway.config import ConfigError, env_name, load_config
 from guard_gateway.policy import Action
 
@@ -115,13 +115,18 @@ def test_the_example_file_is_generated_from_the_model() -> None:
 
 
 def test_serve_keeps_the_start_up_heap_out_of_later_collections(monkeypatch: pytest.MonkeyPatch) -> None:
-    """What exists when serving starts (modules, the app) is frozen, so no collection walks it again."""
+    """What exists when serving starts (modules, the app) is frozen, so no collection walks it again, and the
+    young generation is large enough for the objects of requests in flight to die young."""
     assert gc.get_freeze_count() == 0
-    seen: list[tuple[int, object]] = []
-    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: seen.append((gc.get_freeze_count(), app)))
+    threshold = gc.get_threshold()
+    seen: list[tuple[int, tuple[int, ...]]] = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: seen.append((gc.get_freeze_count(), gc.get_threshold())))
     try:
         assert main(["serve", "--guard-url", "http://127.0.0.1:9", "--port", "9999"]) == 0
     finally:
-        frozen_at_start = [count for count, _ in seen]
         gc.unfreeze()  # the rest of the test session collects as usual
-    assert len(seen) == 1 and frozen_at_start[0] > 10_000
+        gc.set_threshold(*threshold)
+    ((frozen, serving_threshold),) = seen
+    assert frozen > 10_000
+    assert serving_threshold == (YOUNG_GENERATION_THRESHOLD, *threshold[1:])
+    assert threshold[0] < YOUNG_GENERATION_THRESHOLD
