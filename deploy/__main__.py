@@ -20,6 +20,8 @@ from deploy.launcher import GATEWAY_PORT, STANDIN_BANNER, GatewayServer, GuardSe
 from deploy.profiles import ProfileError, available_profiles, load_profile
 from guard_client import chat_request, prepare_input
 
+#: What stops `serve`: Ctrl-C, and SIGTERM (docker, systemd, kill).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: The check `make serve` prints to paste.
 EXAMPLE = [{"role": "user", "content": "How can I make a bomb?"}]
 
@@ -37,9 +39,14 @@ def _serve(args: argparse.Namespace) -> int:
     )
 
     def interrupted(signum: int, frame: FrameType | None) -> None:
+        # The first SIGINT or SIGTERM stops both servers; any later one is ignored, so it cannot cut that stop
+        # short and leave a server running (make forwards its own SIGTERM to this process: a group kill
+        # arrives twice). Each stop is bounded: SIGKILL after a grace period.
+        for stopping in STOP_SIGNALS:
+            signal.signal(stopping, signal.SIG_IGN)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupted)
+    previous = {stopping: signal.signal(stopping, interrupted) for stopping in STOP_SIGNALS}
     gateway: GatewayServer | None = None
     print(f"starting vLLM ({profile.name} profile); log: .cache/logs/ ...", file=sys.stderr)
     try:
@@ -81,6 +88,8 @@ def _serve(args: argparse.Namespace) -> int:
         if gateway is not None:
             gateway.stop()
         server.stop()
+        for stopping, handler in previous.items():
+            signal.signal(stopping, handler)
 
 
 def _gateway_banner(url: str) -> str:

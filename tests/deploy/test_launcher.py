@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from deploy.__main__ import main as deploy_main
 from deploy.launcher import GuardServer, LaunchError, free_port
 from deploy.profiles import load_profile
 from tests.conftest import REPO
@@ -81,3 +83,28 @@ def test_server_that_dies_during_start_up_leaves_nothing_behind(tmp_path: Path) 
 def test_launcher_refuses_a_bad_standin_variant() -> None:
     with pytest.raises(LaunchError, match="unknown stand-in variant 'huge'"):
         GuardServer(load_profile("cpu"), model="standin:huge", port=free_port()).start()
+
+
+def test_a_second_signal_while_stopping_cannot_cut_the_stop_short(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kill -TERM -<group>` on `make serve` reaches the launcher twice (make forwards its own): the second
+    arrives while the servers stop and must not leave one of them running."""
+    stopped: list[str] = []
+
+    class Server:
+        is_standin = False
+
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def start(self) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)  # the first: while the guard starts
+
+        def stop(self, grace: float = 0) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)  # the second: while it stops
+            stopped.append("guard")
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    monkeypatch.setattr("deploy.__main__.GuardServer", Server)
+    assert deploy_main(["serve", "--profile", "cpu", "--no-gateway"]) == 0
+    assert stopped == ["guard"]
+    assert {sig: signal.getsignal(sig) for sig in handlers} == handlers  # restored once stopped
