@@ -144,22 +144,18 @@ def test_guard_down_on_a_stream_fails_closed_before_anything_is_released(
     make_chat: ChatFactory, upstream: FakeUpstream, fake: FakeVLLM
 ):
     client = make_chat()
-    fake.script = [  # the input check passes, then the guard goes down
-        httpx.Response(200, json={"choices": [{"message": {"content": "Safety: Safe\nCategories: None"}}]})
-    ]
-    calls = 0
+    checks = 0
 
-    def down_after_input(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        if calls > 1:
-            raise httpx.ConnectError("down", request=request)
-        return FakeVLLM.__call__(fake, request)
+    def down_after_input(body: dict[str, Any]) -> Exception | None:
+        nonlocal checks  # the input check passes, then the guard goes down
+        checks += 1
+        return httpx.ConnectError("down") if checks > 1 else None
 
-    client.app.state.gateway.guard.client._transport = httpx.MockTransport(down_after_input)  # type: ignore[attr-defined]
+    fake.fail = down_after_input
     response = stream(client)
     assert response.status_code == 503 and response.json()["error"]["code"] == "guard_unavailable"
     assert "Hello" not in response.text
+    assert checks > 1  # the input check passed; the guard went down for the output's
 
 
 def test_guard_down_on_a_stream_fails_open_annotated(make_chat: ChatFactory, upstream: FakeUpstream, fake: FakeVLLM):
