@@ -64,6 +64,10 @@ class _Wire:
             self.headers["Authorization"] = f"Bearer {api_key}"
         self.json_headers = {**self.headers, "Content-Type": "application/json"}
 
+    def _payload(self, body: Any) -> tuple[bytes | None, dict[str, str]]:
+        """A request's content and headers: `body` as JSON, or nothing (None)."""
+        return (None, self.headers) if body is None else (encode_json(body), self.json_headers)
+
     def _error(self, exc: BaseException, timed_out: bool) -> GuardError:
         if timed_out:
             return GuardTimeoutError(f"no answer from {self.base_url} in time ({type(exc).__name__})")
@@ -82,10 +86,8 @@ class _HttpxRequests(_Wire):
         url = self._urls.get(path)
         if url is None:
             url = self._urls[path] = httpx.URL(self.base_url + path)
-        if body is None:
-            return httpx.Request(method, url, headers=self.headers, extensions=self._extensions)
-        content = encode_json(body)
-        return httpx.Request(method, url, content=content, headers=self.json_headers, extensions=self._extensions)
+        content, headers = self._payload(body)
+        return httpx.Request(method, url, content=content, headers=headers, extensions=self._extensions)
 
     def _transport_error(self, exc: httpx.HTTPError) -> GuardError:
         # httpx-aiohttp's transport reports a refused connection as ConnectTimeout; its cause tells the truth.
@@ -176,7 +178,7 @@ class AiohttpWire(_Wire):
         url = self._urls.get(path)
         if url is None:
             url = self._urls[path] = URL(self.base_url + path)
-        data, headers = (None, self.headers) if body is None else (encode_json(body), self.json_headers)
+        data, headers = self._payload(body)
         try:
             async with session.request(method, url, data=data, headers=headers, allow_redirects=False) as response:
                 content = await response.read()
