@@ -27,9 +27,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 import psutil
-from httpx_aiohttp import AiohttpTransport
+from yarl import URL
 
 from deploy.launcher import GatewayServer, GuardServer, free_port
 from deploy.profiles import load_profile
@@ -81,36 +81,31 @@ async def open_loop(call: Callable[[str], Awaitable[None]], items: list[str], ra
 
 
 class GatewayHTTP:
-    """The load generator's client: aiohttp's pool behind httpx's transport API, driven as `AsyncGuardClient`
-    drives it (no httpx `Client` layer), so the direct and the gateway sides of (a) and (b) pay the same per
-    request and the measured difference is the gateway's."""
+    """The load generator's client: aiohttp's pool used directly, as `AsyncGuardClient` sends by default, so the
+    direct and the gateway sides of (a) and (b) pay the same per request and the measured difference is the
+    gateway's."""
 
     def __init__(self, timeout: float) -> None:
-        limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
-        self.transport = AiohttpTransport(limits=limits)
-        self.extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
+        self.timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_connect=timeout, sock_read=timeout)
+        self.session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> GatewayHTTP:
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512), timeout=self.timeout)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.transport.aclose()
+        if self.session is not None:
+            await self.session.close()
 
-    async def post(self, url: httpx.URL, body: dict[str, Any]) -> tuple[int, bytes]:
-        request = httpx.Request("POST", url, json=body, extensions=self.extensions)
-        response = await self.transport.handle_async_request(request)
-        try:
-            return response.status_code, await response.aread()
-        finally:
-            await response.aclose()
-
-
-def gateway_http(timeout: float) -> GatewayHTTP:
-    return GatewayHTTP(timeout)
+    async def post(self, url: URL, body: dict[str, Any]) -> tuple[int, bytes]:
+        assert self.session is not None, "use GatewayHTTP in `async with`"
+        data = json.dumps(body).encode()
+        async with self.session.post(url, data=data, headers={"Content-Type": "application/json"}) as response:
+            return response.status, await response.read()
 
 
 def moderation_call(http: GatewayHTTP, url: str) -> Callable[[str], Awaitable[None]]:
-    endpoint = httpx.URL(f"{url}/v1/moderations")
+    endpoint = URL(f"{url}/v1/moderations")
 
     async def call(text: str) -> None:
         status, body = await http.post(endpoint, {"input": text})
@@ -160,7 +155,7 @@ def arm_overhead(prompts: list[str], requests: int, rate: float) -> dict[str, An
         items = [f"{prompts[i % len(prompts)]} #{i}" for i in range(requests)]
 
         async def run() -> dict[str, Any]:
-            async with AsyncGuardClient(fake_url) as guard, gateway_http(30) as http:
+            async with AsyncGuardClient(fake_url) as guard, GatewayHTTP(30) as http:
                 await guard.server_info()
                 await moderation_call(http, url)("warm-up")
                 # Side by side: both open loops at the same time, so both see the same machine (a shared one
@@ -213,7 +208,7 @@ def arm_direct_vs_gateway(guard_url: str, prompts: list[str], requests: int, con
             seconds, checked = {"direct": 0.0, "gateway": 0.0}, {"direct": 0, "gateway": 0}
             per_round = requests // A_ROUNDS
             slices = iter(range(0, 2 * A_ROUNDS * per_round, per_round))
-            async with AsyncGuardClient(guard_url) as guard, gateway_http(120) as http:
+            async with AsyncGuardClient(guard_url) as guard, GatewayHTTP(120) as http:
                 arms = {"direct": guard_call(guard, constrain=constrain), "gateway": moderation_call(http, url)}
                 for round_ in range(A_ROUNDS):
                     order = ["direct", "gateway"] if round_ % 2 == 0 else ["gateway", "direct"]
@@ -236,7 +231,7 @@ def arm_cache(guard_url: str, prompts: list[str], requests: int, constrain: bool
             items = repeated(prompts, requests, share / 100, seed=share)
 
             async def run(items: list[str] = items, url: str = url) -> float:
-                async with gateway_http(120) as http:
+                async with GatewayHTTP(120) as http:
                     return await closed_loop(moderation_call(http, url), items, 16)
 
             rates[str(share)] = asyncio.run(run())
