@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # A usable NVIDIA GPU picks the CUDA build of vLLM; otherwise the CPU build serves the stand-in.
 GPU    := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 comma  := ,
-EXTRAS := $(if $(GPU),gpu,cpu),dev,helm,loadtest,eval,screen,gateway,reliability
+EXTRAS := $(if $(GPU),gpu,cpu),dev,helm,loadtest,eval,screen,gateway,reliability,tune,router
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 PROFILE ?=
