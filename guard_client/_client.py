@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, Unpack
 
 import httpx
-from tenacity import AsyncRetrying, Retrying
 from tqdm import tqdm
 
 from guard_client._constants import (
@@ -28,7 +27,7 @@ from guard_client._flows import CheckFlows, CheckOptions, Flow, Parallel, Reques
 from guard_client._input import CheckItem, GuardInput, Messages, item_messages, item_mode, prepare_input
 from guard_client._labels import Strictness
 from guard_client._requests import VerdictTokens
-from guard_client._retry import DEFAULT_MAX_RETRIES, decode_response, is_retryable, retry_delay, retry_policy
+from guard_client._retry import DEFAULT_MAX_RETRIES, decode_response, retry_wait
 from guard_client._verdict import FailurePolicy, Verdict
 from guard_client._wire import AiohttpWire, AsyncHttpxWire, AsyncWire, HttpxWire
 
@@ -181,16 +180,15 @@ class GuardClient(_ClientBase):
     # -- driving flows -------------------------------------------------------------------------
 
     def _send(self, request: Request) -> Any:
-        try:
-            return self._send_once(request)
-        except GuardError as exc:
-            if not (self.max_retries and is_retryable(exc)):
-                raise
-            time.sleep(retry_delay(exc, 1))
-        for attempt in Retrying(**retry_policy(self.max_retries)):
-            with attempt:
+        retries = 0
+        while True:
+            try:
                 return self._send_once(request)
-        raise AssertionError("unreachable")  # pragma: no cover
+            except GuardError as exc:
+                if (wait := retry_wait(exc, retries, self.max_retries)) is None:
+                    raise
+            retries += 1
+            time.sleep(wait)
 
     def _send_once(self, request: Request) -> Any:
         return decode_response(self._wire.send(request.method, request.path, request.json))
@@ -287,16 +285,15 @@ class AsyncGuardClient(_ClientBase):
             return list(await asyncio.gather(*(one(item) for item in batch)))
 
     async def _send(self, request: Request) -> Any:
-        try:
-            return await self._send_once(request)
-        except GuardError as exc:
-            if not (self.max_retries and is_retryable(exc)):
-                raise
-            await asyncio.sleep(retry_delay(exc, 1))
-        async for attempt in AsyncRetrying(**retry_policy(self.max_retries)):
-            with attempt:
+        retries = 0
+        while True:
+            try:
                 return await self._send_once(request)
-        raise AssertionError("unreachable")  # pragma: no cover
+            except GuardError as exc:
+                if (wait := retry_wait(exc, retries, self.max_retries)) is None:
+                    raise
+            retries += 1
+            await asyncio.sleep(wait)
 
     async def _send_once(self, request: Request) -> Any:
         return decode_response(await self._wire.send(request.method, request.path, request.json))

@@ -1,15 +1,15 @@
 """The retry policy and the mapping of HTTP outcomes onto the exception tree, with their named defaults.
 
 The numbers and semantics follow openai-python's: retry 408, 409, 429 and every 5xx plus connection
-errors, with jittered exponential back-off, honouring the server's Retry-After.
+errors, with jittered exponential back-off, honouring the server's Retry-After. `retry_wait` is the whole
+decision; each client's `_send` is a five-line loop around it (sync and async twins, as openai-python's
+`_retry_request`), so a request that succeeds at once costs one `try`.
 """
 
 from __future__ import annotations
 
 import random
 from typing import Any
-
-from tenacity import RetryCallState, retry_if_exception, stop_after_attempt
 
 from guard_client._errors import GuardConnectionError, GuardHTTPError
 from guard_client._wire import Answer
@@ -37,21 +37,12 @@ def retry_delay(exc: BaseException | None, attempt_number: int) -> float:
     return delay * (0.75 + random.random() / 2)
 
 
-def retry_policy(max_retries: int) -> dict[str, Any]:
-    """Keyword arguments for tenacity's `Retrying` / `AsyncRetrying` over the retries: the clients make
-    the first attempt outside tenacity, whose set-up a request that succeeds never needs, and enter it
-    after `retry_delay(exc, 1)`."""
-
-    def wait(state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        return retry_delay(exc, state.attempt_number + 1)
-
-    return {
-        "retry": retry_if_exception(is_retryable),
-        "stop": stop_after_attempt(max_retries),
-        "wait": wait,
-        "reraise": True,
-    }
+def retry_wait(exc: BaseException, retries_done: int, max_retries: int) -> float | None:
+    """Seconds to wait before retrying a request that failed with `exc` after `retries_done` retries, or
+    None when `exc` is final (not retryable, or the retries are spent)."""
+    if retries_done >= max_retries or not is_retryable(exc):
+        return None
+    return retry_delay(exc, retries_done + 1)
 
 
 def decode_response(response: Answer) -> Any:

@@ -76,6 +76,6 @@ def slept(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
     async def async_sleep(seconds: float) -> None:
         waits.append(seconds)
 
-    monkeypatch.setattr("tenacity.nap.time.sleep", waits.append)
+    monkeypatch.setattr("time.sleep", waits.append)
     monkeypatch.setattr("asyncio.sleep", async_sleep)
     yield waits

@@ -117,6 +117,18 @@ def test_retries_give_up_with_the_http_error(make: MakeGuard, slept: list[float]
     assert len(fake.calls) == 3
 
 
+@pytest.mark.parametrize(("status", "max_retries", "attempts"), [(503, 0, 1), (400, 3, 1), (404, 3, 1), (409, 1, 2)])
+def test_only_retryable_statuses_are_retried_and_only_max_retries_times(
+    make: MakeGuard, slept: list[float], status: int, max_retries: int, attempts: int
+) -> None:
+    fake = FakeVLLM(script=[httpx.Response(status, json={"error": {"message": "no"}})] * 4)
+    with make(fake, max_retries=max_retries) as guard, pytest.raises(GuardHTTPError) as info:
+        guard.server_info()
+    assert info.value.status_code == status
+    assert len(fake.calls) == attempts
+    assert len(slept) == attempts - 1
+
+
 def test_back_off_grows_from_the_first_retry(make: MakeGuard, slept: list[float]) -> None:
     fake = FakeVLLM(script=[httpx.Response(503, json={"error": {"message": "overloaded"}})] * 4)
     with make(fake, max_retries=3) as guard, pytest.raises(GuardHTTPError):
