@@ -14,9 +14,15 @@ from tests.fake_vllm import FakeVLLM
 def test_past_the_limit_429_with_retry_after_and_the_slot_frees_when_a_request_ends() -> None:
     fake = FakeVLLM()
     gate = asyncio.Event()
+    both_held = asyncio.Event()
+    held_count = 0
 
     async def held_guard(request: httpx.Request) -> httpx.Response:
+        nonlocal held_count
         if request.url.path == "/v1/chat/completions":
+            held_count += 1
+            if held_count == 2:
+                both_held.set()
             await gate.wait()
         return fake(request)
 
@@ -31,7 +37,7 @@ def test_past_the_limit_429_with_retry_after_and_the_slot_frees_when_a_request_e
                 return asyncio.ensure_future(client.post("/v1/moderations", json={"input": text}))
 
             held = [moderate("first"), moderate("second")]
-            await asyncio.sleep(0.2)  # both are now waiting on the guard
+            await asyncio.wait_for(both_held.wait(), timeout=30)  # both are now waiting on the guard
             refused = await client.post("/v1/moderations", json={"input": "third"})
             assert refused.status_code == 429
             assert refused.headers["retry-after"] == "3"

@@ -1,6 +1,9 @@
-"""The reduced reliability run (`python -m reliability --quick`): every part once, in seconds, with the
-report's invariants asserted: nothing lost, nothing silently Safe, no undocumented 5xx, no crash, no
-hang, no process left behind, every fault scenario ending as documented."""
+"""The reduced reliability run (`python -m reliability --quick`): fuzzing, faults and security once, in
+seconds, with the report's invariants asserted: nothing lost, nothing silently Safe, no undocumented 5xx,
+no crash, no hang, no process left behind, every fault scenario ending as documented.
+
+The overload part is left to `make reliability`: whether a request is late at twice the guard's capacity
+depends on how busy the machine is, which a test suite must not assert."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from reliability.report import Outcome, Report
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
     workdir = tmp_path_factory.mktemp("reliability")
-    result = run(quick=True, parts=["fuzz", "faults", "overload", "security"], workdir=workdir)
+    result = run(quick=True, parts=["fuzz", "faults", "security"], workdir=workdir)
     result.write(workdir / "report")
     return result
 
@@ -55,11 +58,9 @@ def test_fault_scenarios_end_as_documented(report: Report) -> None:
     assert all(s.recovered for s in report.scenarios)
 
 
-def test_overload_and_security_checks_hold(report: Report) -> None:
-    assert report.overload["ok"], report.overload
+def test_security_checks_hold(report: Report) -> None:
     assert report.checks and [c for c in report.checks if not c.ok] == []
-    overload = report.overload["phases"][1]
-    assert overload["overloaded"] > 0 and overload["late"] == 0
+    assert report.overload == {"ok": True, "skipped": True}
 
 
 def test_the_report_is_written(report: Report, tmp_path: Path) -> None:
