@@ -17,7 +17,6 @@ again) while the item it failed goes back to the queue.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import time
 from collections import Counter
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from tqdm import tqdm
@@ -36,6 +35,9 @@ from guard_client._constants import DEFAULT_CONCURRENCY
 from guard_client._errors import GuardConnectionError, GuardError, GuardInputError, GuardParseError
 from guard_client._input import CheckItem, item_messages, item_mode
 from guard_client._verdict import Verdict
+
+if TYPE_CHECKING:
+    from filelock import BaseFileLock
 
 RESULTS_FILE, MANIFEST_FILE, LOCK_FILE = "results.jsonl", "run.json", ".lock"
 #: Raw model output kept per record: enough to see why a verdict did not parse.
@@ -232,16 +234,18 @@ class ResumableRun:
         self.results_path = self.directory / RESULTS_FILE
         self.manifest_path = self.directory / MANIFEST_FILE
         self.log = ResultsLog()
-        self._lock: IO[str] | None = None
+        self._lock: BaseFileLock | None = None
         self._out: IO[str] | None = None
 
     def __enter__(self) -> ResumableRun:
         self.directory.mkdir(parents=True, exist_ok=True)
-        lock = (self.directory / LOCK_FILE).open("a+", encoding="utf-8")
+        # filelock picks the platform's lock (fcntl, msvcrt) when a run starts, so importing the library loads none.
+        import filelock
+
+        lock = filelock.FileLock(self.directory / LOCK_FILE, timeout=0)
         try:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
+            lock.acquire()
+        except filelock.Timeout:
             raise ResultsBusyError(
                 f"{self.directory} is in use by another run (it holds {self.directory / LOCK_FILE}); "
                 "wait for it to finish or choose another output directory"
@@ -262,15 +266,11 @@ class ResumableRun:
             self._out.close()
             self._out = None
         if self._lock is not None:
-            self._lock.close()  # releases the flock
+            self._lock.release()
             self._lock = None
 
     def _prepare(self) -> None:
-        assert self._lock is not None
-        self._lock.seek(0)
-        self._lock.truncate()
-        self._lock.write(f"{os.getpid()}\n")
-        self._lock.flush()
+        (self.directory / LOCK_FILE).write_text(f"{os.getpid()}\n", encoding="utf-8")  # who holds it, for people
         has_results = self.results_path.exists() and self.results_path.stat().st_size > 0
         if self.fresh and has_results:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
