@@ -1,5 +1,7 @@
 """A thin, typed client for Qwen3Guard-Gen served by vLLM.
 
+Resumable batch runs (`ResumableRun`, the runner `guard screen` and `make eval` share) are in `guard_client.batch`.
+
 from guard_client import GuardClient
 with GuardClient("http://localhost:8000") as guard:
     verdict = guard.check_prompt("How can I make a bomb?")
@@ -80,19 +82,6 @@ from guard_client._policy import (
 )
 from guard_client._requests import VerdictTokens, chat_request, details_request, tokenize_request, verdict_request
 from guard_client._retry import DEFAULT_MAX_RETRIES
-from guard_client._runner import (
-    CheckRecord,
-    ReplicasDownError,
-    ResultsBusyError,
-    ResultsLog,
-    ResumableRun,
-    RunManifest,
-    RunMismatchError,
-    RunSetupError,
-    RunStats,
-    WorkItem,
-)
-from guard_client._screen_cli import screen_command
 from guard_client._stats import percentile
 from guard_client._template import chat_template_jinja
 from guard_client._verdict import FailurePolicy, Scores, Verdict, parse_verdict
@@ -127,7 +116,6 @@ __all__ = [
     "CategoryExplanation",
     "CheckItem",
     "CheckOptions",
-    "CheckRecord",
     "DecidedBy",
     "Explanation",
     "FailureExplanation",
@@ -147,14 +135,6 @@ __all__ = [
     "ModerationResult",
     "Qwen3GuardModeration",
     "RefusalExplanation",
-    "ReplicasDownError",
-    "ResultsBusyError",
-    "ResultsLog",
-    "ResumableRun",
-    "RunManifest",
-    "RunMismatchError",
-    "RunSetupError",
-    "RunStats",
     "Safety",
     "Scores",
     "ServerInfo",
@@ -164,7 +144,6 @@ __all__ = [
     "Verdict",
     "VerdictTokens",
     "Window",
-    "WorkItem",
     "chat_request",
     "chat_template_jinja",
     "check_bound",
@@ -182,7 +161,6 @@ __all__ = [
     "prepare_input",
     "render_explanation",
     "render_guard_prompt",
-    "screen_command",
     "segment",
     "to_openai_moderation",
     "tokenize_request",

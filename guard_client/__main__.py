@@ -14,6 +14,7 @@ Exit status: 0 when every check was answered, 1 when any failed, 2 for bad usage
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Iterator
@@ -26,8 +27,13 @@ from guard_client._explain import explain
 from guard_client._flows import CheckOptions
 from guard_client._input import CheckItem
 from guard_client._labels import GuardMode, Strictness
-from guard_client._screen_cli import register as register_screen
 from guard_client._verdict import FailurePolicy, Verdict, parse_verdict
+
+#: `guard NAME ...` commands of the applications beside the library: (package, help). The library lists them in
+#: `guard --help` and imports the package only when its command runs.
+APPLICATIONS: dict[str, tuple[str, str]] = {
+    "screen": ("guard_screen", "moderate a whole JSONL/CSV/Parquet dataset, resumably, across replicas"),
+}
 
 
 def verdict_json(verdict: Verdict, strictness: Strictness, explained: bool = False) -> dict[str, Any]:
@@ -192,13 +198,30 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--mode", choices=[m.value for m in GuardMode], default=GuardMode.PROMPT.value)
     parse.add_argument("--strictness", choices=[s.value for s in Strictness], default=Strictness.STRICT.value)
     parse.set_defaults(run=_parse)
-    register_screen(sub)
+    for name, (_, help_text) in APPLICATIONS.items():
+        sub.add_parser(name, help=help_text, add_help=False)  # parsed by the application itself
     return parser
 
 
+def run_application(name: str, argv: list[str], out: TextIO, err: TextIO) -> int:
+    """`guard NAME ARGV...` for a command an application provides: its `main(argv, out, err)`."""
+    package = APPLICATIONS[name][0]
+    try:
+        application = importlib.import_module(package)
+    except ModuleNotFoundError as exc:
+        if exc.name != package:
+            raise
+        print(f"error: `guard {name}` needs the {package} package, which is not installed", file=err)
+        return 2
+    return int(application.main(argv, out, err))
+
+
 def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
     out, err = out or sys.stdout, err or sys.stderr
+    if argv and argv[0] in APPLICATIONS:
+        return run_application(argv[0], argv[1:], out, err)
+    args = build_parser().parse_args(argv)
     try:
         return int(args.run(args, out, err))
     except GuardInputError as exc:

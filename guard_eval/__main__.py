@@ -8,7 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from guard_client import DEFAULT_TIMEOUT, AsyncGuardClient, GuardError, RunSetupError
+from guard_client import DEFAULT_TIMEOUT, AsyncGuardClient, GuardError
+from guard_client.batch import RunSetupError
 from guard_eval._datasets import REGISTRY, default_data_dir, default_published_path
 from guard_eval._evaluate import (
     DEFAULT_EVAL_CONCURRENCY,

@@ -16,7 +16,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from guard_client import CheckItem, WorkItem
+from guard_client import CheckItem
+from guard_client.batch import WorkItem
 
 #: The offline copies live beside this checkout, in `../shared/data/external` relative to the repository root;
 #: `--data-dir` or $GUARD_EVAL_DATA (and `--published` or $GUARD_EVAL_PUBLISHED) say where they are elsewhere.

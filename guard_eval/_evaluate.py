@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from guard_client import AsyncGuardClient, ResumableRun, RunManifest
+from guard_client import AsyncGuardClient
+from guard_client.batch import ResumableRun, RunManifest
 from guard_eval._datasets import (
     default_data_dir,
     default_published_path,

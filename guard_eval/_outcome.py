@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from guard_client import CheckRecord, GuardParseError
+from guard_client import GuardParseError
+from guard_client.batch import CheckRecord
 from guard_eval._datasets import Task
 
 

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from guard_client import AsyncGuardClient, screen_command
+from guard_client import AsyncGuardClient
+from guard_screen import screen_command
 from loadtest.client_overhead import InstantHTTP
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.conftest import REPO
 
-PRODUCTS = {"guard_client", "guard_eval", "guard_gateway"}
+PRODUCTS = {"guard_client", "guard_eval", "guard_gateway", "guard_screen"}
 REPOSITORY_TOOLS = {"deploy", "loadtest", "reliability", "tests"}
 
 

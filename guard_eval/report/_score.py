@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from guard_client import CheckRecord, GuardMode, ResultsLog, Safety, ServerInfo, Strictness, Verdict, percentile
+from guard_client import GuardMode, Safety, ServerInfo, Strictness, Verdict, percentile
+from guard_client.batch import CheckRecord, ResultsLog
 from guard_eval._datasets import DatasetSpec, EvalItem, LoadedDataset, PublishedSection, Task
 from guard_eval._metrics import DEFAULT_TOLERANCE_POINTS, Confusion, gap, off_by_more_than
 from guard_eval._outcome import Outcome, failure_of, outcome_of

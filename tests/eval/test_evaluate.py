@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from guard_client import RunMismatchError
+from guard_client.batch import RunMismatchError
 from guard_eval import EvalConfig, EvalSetupError, evaluate
 from guard_eval.__main__ import _parser, main
 from tests.eval.conftest import FakeGuard, prompt_row, write_jsonl

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from guard_client import ResultsLog, ResumableRun, RunManifest, ServerInfo
+from guard_client import ServerInfo
+from guard_client.batch import ResultsLog, ResumableRun, RunManifest
 from guard_eval._datasets import DatasetSpec, PublishedSection, Task, load_dataset
 from guard_eval.report import DatasetRun, build_report, render_markdown, score_dataset, write_report
 from tests.eval.conftest import REAL_ROOT, STANDIN_ROOT, FakeGuard, prompt_row, response_row, write_jsonl

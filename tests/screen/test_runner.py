@@ -11,10 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from guard_client import (
-    AsyncGuardClient,
+from guard_client import AsyncGuardClient, GuardMode, Safety
+from guard_client.batch import (
     CheckRecord,
-    GuardMode,
     ReplicasDownError,
     ResultsBusyError,
     ResultsLog,
@@ -22,7 +21,6 @@ from guard_client import (
     RunManifest,
     RunMismatchError,
     RunStats,
-    Safety,
     WorkItem,
 )
 from tests.screen.conftest import dead_client, fake_client, fake_guard

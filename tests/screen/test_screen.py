@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import signal
+import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -14,7 +15,10 @@ from typing import Any
 
 import pytest
 
-from guard_client import AsyncGuardClient, ResumableRun, RunManifest, screen_command
+from guard_client import AsyncGuardClient
+from guard_client.batch import ResumableRun, RunManifest
+from guard_screen import screen_command
+from tests.conftest import REPO
 from tests.fake_vllm import FakeVLLM
 from tests.screen.conftest import InstantGuard, fake_client, fake_guard
 
@@ -211,3 +215,22 @@ def test_100k_rows_interrupted_and_resumed_are_each_answered_exactly_once(tmp_pa
     summary = json.loads((out / "summary.json").read_text())
     assert summary["rows"] == {"with_record": n, "pending": 0, "decided": n, "undecided": 0, "to_retry": 0}
     assert summary["throughput"]["already_done"] == len(first)
+
+
+def test_the_guard_command_runs_screen_without_the_library_importing_it(tmp_path: Path) -> None:
+    code = (
+        "import sys, io, guard_client, guard_client.__main__ as cli\n"
+        "assert 'guard_screen' not in sys.modules\n"
+        "err = io.StringIO()\n"
+        f"status = cli.main(['screen', {str(tmp_path / 'missing.jsonl')!r}, '--out', {str(tmp_path / 'o')!r}], "
+        "io.StringIO(), err)\n"
+        "print(status, 'guard_screen' in sys.modules, err.getvalue().strip())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    status, imported, message = done.stdout.strip().split(" ", 2)
+    assert (status, imported) == ("2", "True")
+    assert message.startswith("error:") and "missing.jsonl" in message
+    listed = subprocess.run(
+        [sys.executable, "-m", "guard_client", "--help"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+    assert "screen" in listed and "moderate a whole" in listed

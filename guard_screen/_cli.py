@@ -19,12 +19,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from guard_client import _constants as defaults
-from guard_client._client import AsyncGuardClient
-from guard_client._errors import GuardError
-from guard_client._runner import RunSetupError
-from guard_client._screen import ScreenSetupError, screen
-from guard_client._screen_input import Columns, InputFormat, ScreenInputError, read_input
+from guard_client import (
+    DEFAULT_BASE_URL,
+    DEFAULT_MODEL,
+    DEFAULT_TIMEOUT,
+    ENV_API_KEY,
+    ENV_MODEL,
+    ENV_URL,
+    STANDIN_WARNING,
+    AsyncGuardClient,
+    GuardError,
+)
+from guard_client.batch import RunSetupError
+from guard_screen._reader import Columns, InputFormat, ScreenInputError, read_input
+from guard_screen._screen import ScreenSetupError, screen
 
 #: Checks in flight per guard URL: enough to keep a GPU replica's batch (max_num_seqs 256 in the
 #: `gpu` profile) busy once the client's round trip is counted; lower it for a CPU server.
@@ -35,19 +43,6 @@ PRINTED_PROBLEMS = 10
 ClientFactory = Callable[..., AsyncGuardClient]
 
 
-def register(sub: Any) -> None:
-    """Add the `screen` subcommand to the `guard` parser's subparsers."""
-    doc = __doc__ or ""
-    parser = sub.add_parser(
-        "screen",
-        help="moderate a whole JSONL/CSV/Parquet dataset, resumably, across replicas",
-        description=doc.split("\n\n")[0],
-        epilog="\n\n".join(doc.split("\n\n")[1:]),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-
-
 def screen_command(
     argv: list[str],
     out: TextIO | None = None,
@@ -56,7 +51,13 @@ def screen_command(
 ) -> int:
     """`guard screen ARGV...` in process. `make_client(url, **kwargs)` builds each replica's client
     (default `AsyncGuardClient`): pass your own to use another transport, e.g. TLS settings or a fake."""
-    parser = argparse.ArgumentParser(prog="guard screen")
+    doc = __doc__ or ""
+    parser = argparse.ArgumentParser(
+        prog="guard screen",
+        description=doc.split("\n\n")[0],
+        epilog="\n\n".join(doc.split("\n\n")[1:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     return run_screen(parser.parse_args(argv), out or sys.stdout, err or sys.stderr, make_client)
 
@@ -76,14 +77,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--url",
         action="append",
         metavar="URL",
-        help=f"a guard replica; repeat for several (they share one work queue). Default ${defaults.ENV_URL}, "
-        f"else {defaults.DEFAULT_BASE_URL}",
+        help=f"a guard replica; repeat for several (they share one work queue). Default ${ENV_URL}, "
+        f"else {DEFAULT_BASE_URL}",
     )
-    parser.add_argument("--api-key", help=f"bearer token (default ${defaults.ENV_API_KEY})")
-    parser.add_argument(
-        "--model", help=f"served model name (default ${defaults.ENV_MODEL}, else {defaults.DEFAULT_MODEL})"
-    )
-    parser.add_argument("--timeout", type=float, default=defaults.DEFAULT_TIMEOUT, help="seconds per request")
+    parser.add_argument("--api-key", help=f"bearer token (default ${ENV_API_KEY})")
+    parser.add_argument("--model", help=f"served model name (default ${ENV_MODEL}, else {DEFAULT_MODEL})")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per request")
     parser.add_argument(
         "--concurrency",
         type=int,
@@ -131,7 +130,7 @@ def run_screen(args: argparse.Namespace, out: TextIO, err: TextIO, make_client: 
         print(f"… {len(loaded.problems)} rows skipped in all (listed in summary.json)", file=err)
     options = {"scores": args.scores, "constrain": args.constrain, "verdict_only": args.verdict_only}
     options |= {"chunk": args.chunk, "locate": args.locate}
-    urls = args.url or [os.environ.get(defaults.ENV_URL)]
+    urls = args.url or [os.environ.get(ENV_URL)]
     kwargs: dict[str, Any] = {"api_key": args.api_key, "model": args.model, "timeout": args.timeout}
 
     async def go() -> Any:
@@ -160,9 +159,12 @@ def run_screen(args: argparse.Namespace, out: TextIO, err: TextIO, make_client: 
     except (RunSetupError, ScreenSetupError, GuardError) as exc:
         print(f"error: {exc}", file=err)
         return 1
+    except OSError as exc:  # the output directory cannot be written (full disk, permissions)
+        print(f"error: {exc}; every finished check is in {args.out}; rerun the same command to resume", file=err)
+        return 2
     summary = result.summary
     if summary["endpoint"]["standin"]:
-        print(f"warning: {defaults.STANDIN_WARNING}", file=err)
+        print(f"warning: {STANDIN_WARNING}", file=err)
     for warning in summary["warnings"]:
         print(f"warning: {warning}", file=err)
     for kind, path in result.written.items():

@@ -16,8 +16,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from guard_client._input import CheckItem
-from guard_client._runner import WorkItem
+from guard_client import CheckItem
+from guard_client.batch import WorkItem
 
 PARQUET_HINT = "reading Parquet needs pyarrow: pip install 'qwen3guard-serving[screen]' (or pip install pyarrow)"
 

@@ -15,13 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from guard_client._client import AsyncGuardClient
-from guard_client._explain import explain
-from guard_client._flows import ServerInfo
-from guard_client._labels import Safety, Strictness
-from guard_client._runner import CheckRecord, ResumableRun, RunManifest, RunStats
-from guard_client._screen_input import PARQUET_HINT, ScreenInput
-from guard_client._stats import percentile
+from guard_client import AsyncGuardClient, Safety, ServerInfo, Strictness, explain, percentile
+from guard_client.batch import CheckRecord, ResumableRun, RunManifest, RunStats
+from guard_screen._reader import PARQUET_HINT, ScreenInput
 
 VERDICTS_FILE, VERDICTS_PARQUET = "verdicts.jsonl", "verdicts.parquet"
 SUMMARY_JSON, SUMMARY_MD, SUMMARY_PNG = "summary.json", "summary.md", "summary.png"
@@ -46,7 +42,7 @@ async def common_server_info(clients: Sequence[AsyncGuardClient]) -> tuple[Serve
 
     Replicas serving different weights would mix their verdicts in one run: refused.
     """
-    from guard_client._errors import GuardError
+    from guard_client import GuardError
 
     infos: dict[str, ServerInfo] = {}
     warnings = []
