@@ -1,6 +1,6 @@
 """Verdicts in the shape of OpenAI's `/v1/moderations` result: one typed model, built by one function.
 
-Mapping from Qwen3Guard-Gen's labels to OpenAI's category keys (documented in the README):
+Mapping from Qwen3Guard-Gen's labels to OpenAI's category keys (documented in docs/client.md):
 
 | Qwen3Guard label              | OpenAI categories          |
 |-------------------------------|----------------------------|

@@ -3,7 +3,7 @@
 python -m guard_gateway serve [--config FILE] [--guard-url URL] [--upstream-url URL] [--host H] [--port P]
                               [--set section.field=value ...]
 
-Every configuration field can also be set by `GUARD_GATEWAY_<SECTION>__<FIELD>` (see README).
+Every configuration field can also be set by `GUARD_GATEWAY_<SECTION>__<FIELD>` (see docs/gateway.md).
 """
 
 from __future__ import annotations

@@ -5,5 +5,5 @@ python -m loadtest bench        side-by-side throughput: transformers, vLLM as t
 python -m loadtest bench-serve  start-up time and checks/s of 32 guard prompts, 16 in flight
 python -m loadtest.client_overhead  the client's own cost per check (make bench-client)
 
-See loadtest/README.md.
+See loadtest/README.md (the load test) and docs/benchmarks.md (the benchmarks).
 """
