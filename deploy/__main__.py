@@ -14,6 +14,7 @@ import shlex
 import signal
 import sys
 import time
+from pathlib import Path
 from types import FrameType
 
 from deploy.launcher import GATEWAY_PORT, STANDIN_BANNER, GatewayServer, GuardServer, LaunchError, default_profile_name
@@ -73,7 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
             )
             print("starting the gateway...", file=sys.stderr)
             gateway.start()
-            print(_gateway_banner(gateway.url), flush=True)
+            print(_gateway_banner(gateway.url, gateway.log_path.parent / "try_gateway.py"), flush=True)
         while (code := server.poll()) is None and (gateway is None or gateway.poll() is None):
             time.sleep(0.5)
         if code is not None:
@@ -92,18 +93,30 @@ def _serve(args: argparse.Namespace) -> int:
             signal.signal(stopping, handler)
 
 
-def _gateway_banner(url: str) -> str:
-    key = "os.environ.get('GUARD_GATEWAY_AUTH__API_KEYS', 'unused').split(',')[0]"
-    snippet = (
-        "import os; from openai import OpenAI; "
-        f'client = OpenAI(base_url="{url}/v1", api_key={key}); '
-        'r = client.moderations.create(model="omni-moderation-latest", input=["How can I make a bomb?", "Hello!"]); '
-        'print([(x.flagged, x.model_extra["qwen3guard"]["severity"]) for x in r.results])'
-    )
+#: The openai-SDK example `make serve` prints for the gateway and saves beside the logs, as the README shows it.
+GATEWAY_EXAMPLE = """\
+import os
+
+from openai import OpenAI
+
+key = os.environ.get("GUARD_GATEWAY_AUTH__API_KEYS", "unused").split(",")[0]  # the gateway's first key, if any
+client = OpenAI(base_url="{url}/v1", api_key=key)
+r = client.moderations.create(model="omni-moderation-latest", input=["How can I make a bomb?", "Hello!"])
+print([(x.flagged, x.model_extra["qwen3guard"]["severity"]) for x in r.results])
+"""
+
+
+def _gateway_banner(url: str, example_path: Path) -> str:
+    """The gateway's lines of the banner; writes the openai-SDK example to `example_path` to run as it is."""
+    example = GATEWAY_EXAMPLE.format(url=url)
+    example_path.parent.mkdir(parents=True, exist_ok=True)
+    example_path.write_text(example, encoding="utf-8")
+    shown = "".join(f"      {line}\n" if line else "\n" for line in example.splitlines())
     return (
         f"\nThe gateway (OpenAI /v1/moderations, LiteLLM guardrail) is serving at {url}\n"
-        f"  openai SDK:  .venv/bin/python -c {shlex.quote(snippet)}\n"
         f"  metrics:     {url}/metrics\n"
+        f"  openai SDK:  .venv/bin/python {example_path}\n"
+        f"{shown}"
         "Ctrl-C stops both."
     )
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import shlex
 import socket
+from pathlib import Path
 
 import psutil
 import pytest
@@ -43,9 +43,14 @@ def test_port_in_use() -> None:
             GatewayServer("http://127.0.0.1:1", port=port, host="127.0.0.1").start()
 
 
-def test_the_printed_snippet_is_python() -> None:
-    banner = _gateway_banner("http://127.0.0.1:8080")
-    line = next(line for line in banner.splitlines() if "openai SDK" in line)
-    code = shlex.split(line.split(" -c ", 1)[1])[0]
-    compile(code, "<snippet>", "exec")
+def test_the_printed_example_is_readable_python_saved_beside_the_logs(tmp_path: Path) -> None:
+    path = tmp_path / "logs" / "try_gateway.py"
+    banner = _gateway_banner("http://127.0.0.1:8080", path)
+    code = path.read_text()
+    compile(code, str(path), "exec")
     assert 'base_url="http://127.0.0.1:8080/v1"' in code and "moderations.create" in code
+    assert f".venv/bin/python {path}" in banner
+    # The banner shows the same lines as the file, one statement a line, no shell quoting.
+    shown = [line.strip() for line in banner.splitlines()]
+    assert all(line.strip() in shown for line in code.splitlines() if line)
+    assert "'\"'\"'" not in banner and max(len(line) for line in banner.splitlines()) <= 120
