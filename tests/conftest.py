@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,18 @@ def pinned_version(distribution: str) -> str:
         if sep and name.strip().lower() == distribution.lower():
             return version.strip()
     raise LookupError(f"{distribution} is not pinned in constraints.txt")
+
+
+def repository_files(*patterns: str) -> list[Path]:
+    """The files git sees in the checkout (tracked, and untracked but not ignored), optionally by pathspec."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", *patterns],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    return [REPO / name for name in listed if (REPO / name).is_file()]
 
 
 def golden_cases() -> list[tuple[str, list[dict[str, str]], str]]:

@@ -7,21 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.conftest import REPO, repository_files
 
 #: Only the library itself and its own white-box tests may reach its private modules.
 PRIVATE_ALLOWED = ("guard_client/", "tests/client/")
 
 
 def python_files() -> list[Path]:
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.py"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    return [REPO / name for name in listed if (REPO / name).is_file()]
+    return repository_files("*.py")
 
 
 def private_imports(source: str) -> list[tuple[int, str]]:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, repository_files
 
 README = REPO / "README.md"
 #: Every document whose relative links must resolve.
@@ -86,14 +85,9 @@ def broken_link(source: Path, target: str) -> str | None:
 
 
 def tracked_top_level_directories() -> set[str]:
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    return {name.split("/")[0] + "/" for name in listed if "/" in name and (REPO / name).exists()}
+    return {
+        path.relative_to(REPO).parts[0] + "/" for path in repository_files() if len(path.relative_to(REPO).parts) > 1
+    }
 
 
 def readme_layout() -> set[str]:

@@ -8,7 +8,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.conftest import REPO, repository_files
 
 PRODUCTS = {"guard_client", "guard_eval", "guard_gateway", "guard_screen"}
 REPOSITORY_TOOLS = {"deploy", "loadtest", "reliability", "tests"}
@@ -16,18 +16,10 @@ REPOSITORY_TOOLS = {"deploy", "loadtest", "reliability", "tests"}
 
 def test_the_wheel_installs_the_products_and_none_of_the_repository_tools(tmp_path: Path) -> None:
     # Built from a copy of the files git sees, so setuptools' build/ and egg-info land in tmp_path, not the checkout.
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
     source = tmp_path / "source"
-    for name in listed:
-        if (REPO / name).is_file():
-            (source / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, source / name)
+    for path in repository_files():
+        (source / path.relative_to(REPO)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, source / path.relative_to(REPO))
     wheels = tmp_path / "wheels"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), "."],
