@@ -6,7 +6,7 @@ baseline of `make bench`), in batches writing the full 9-token answer, and in ba
 the verdict token (what the client's verdict-first path asks of the server). The ratio of the last
 two is the most verdict-first can save on that accelerator.
 
-    python -m loadtest.gpu_decode_share --model-dir DIR --prompts FILE.jsonl --out DIR
+    python -m bench.decode_share --model-dir DIR --prompts FILE.jsonl --out DIR
 
 DIR holds a stand-in's config.json and tokenizer files (`python -m deploy standin --variant full`);
 the weights are drawn at random here, so the directory can travel without them.
@@ -35,7 +35,7 @@ def _timed(fn: Any, repeats: int, sync: Any) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.gpu_decode_share", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.decode_share", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", type=Path, required=True)
     parser.add_argument("--prompts", type=Path, required=True, help="JSONL with a 'prompt' field per line")
     parser.add_argument("--count", type=int, default=64)

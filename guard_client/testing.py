@@ -1,25 +1,59 @@
-"""The one in-process fake of vLLM's HTTP API (an httpx.MockTransport handler) for the unit tests.
+"""Test doubles of the guard server, public as httpx ships `MockTransport`: `FakeVLLM`, an in-process fake of
+vLLM's HTTP API (an `httpx.MockTransport` handler), and `served_over_http`, the one way to put such a handler
+(or any other, sync or async) behind a real socket on a free port.
 
-It answers /v1/models, /tokenize (one token per word; the real ids of the verdict words),
+`FakeVLLM` answers /v1/models, /tokenize (one token per word; the real ids of the verdict words),
 /v1/chat/completions (`reply` decides the text; with `logprobs`, the verdict token's too), and both
 verdict-first completions (the verdict token, greedy among `allowed_token_ids`, and the follow-up that
 continues `reply`), each with a `usage` block counted in the same one-token-per-word way. `down` makes
-every request a refused connection (a guard that is down). `served_over_http` puts the same fake (or
-any such handler) behind a real socket, for the async client's default aiohttp wire.
+every request a refused connection (a guard that is down). `with_latency` gives any handler a service
+time and a number of slots (a capacity), as a benchmark's fixed-latency guard needs.
+
+Imported on demand (`import guard_client` does not load it); it needs nothing beyond the library's own
+dependencies.
+
+    import httpx
+    from guard_client import GuardClient
+    from guard_client.testing import FakeVLLM
+
+    fake = FakeVLLM(reply=lambda body: "Safety: Unsafe\nCategories: Violent")
+    guard = GuardClient("http://fake", transport=httpx.MockTransport(fake))
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import math
+import multiprocessing
+import signal
+import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+
+__all__ = [
+    "CHECK_PATHS",
+    "VERDICT_IDS",
+    "FakeVLLM",
+    "Handler",
+    "marked_failure",
+    "marked_fake",
+    "marked_reply",
+    "serve_forever",
+    "served_over_http",
+    "with_latency",
+]
+
+#: What an `httpx.MockTransport` accepts: a function from request to response, sync or async.
+Handler = Callable[[httpx.Request], "httpx.Response | Awaitable[httpx.Response]"]
+#: The routes that run a check (and take a guard's service time); the others answer at once.
+CHECK_PATHS = ("/v1/chat/completions", "/v1/completions")
 
 # Token ids as the real Qwen tokenizer splits "Safety: <word>".
 VERDICT_IDS = {"Safe": 22291, "Unsafe": 73067, "Controversial": 2093}
@@ -160,53 +194,164 @@ def marked_fake(**kwargs: Any) -> FakeVLLM:
     return FakeVLLM(**{"reply": marked_reply, "fail": marked_failure, **kwargs})
 
 
+def with_latency(
+    handler: Handler, delay: float, *, output_delay: float | None = None, slots: int | None = None
+) -> Handler:
+    """`handler` answering a check (`CHECK_PATHS`) after `delay` seconds, or `output_delay` when the checked
+    conversation ends with the assistant (response moderation), at most `slots` at a time (a capacity of
+    slots / delay checks/s); the other routes answer at once."""
+    semaphore: asyncio.Semaphore | None = None  # made in the loop that serves
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal semaphore
+        if request.url.path in CHECK_PATHS:
+            wait = delay
+            if output_delay is not None:
+                messages = (json.loads(request.content) if request.content else {}).get("messages") or [{}]
+                wait = output_delay if messages[-1].get("role") == "assistant" else delay
+            if slots:
+                semaphore = semaphore or asyncio.Semaphore(slots)
+                async with semaphore:
+                    await asyncio.sleep(wait)
+            elif wait:
+                await asyncio.sleep(wait)
+        result = handler(request)
+        return await result if inspect.isawaitable(result) else result
+
+    return answer
+
+
+async def _stall(seconds: float) -> None:
+    # A timer, not asyncio.sleep: tests replace asyncio.sleep to skip the clients' back-off waits.
+    stalled = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_later(seconds, stalled.set_result, None)
+    await stalled
+
+
+async def _write(writer: asyncio.StreamWriter, response: httpx.Response) -> bool:
+    """Send `response` (streamed, chunked, when its body has not been read); False when it broke off."""
+    skip = ("content-length", "transfer-encoding", "connection")
+    head = f"HTTP/1.1 {response.status_code} {response.reason_phrase}\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in response.headers.multi_items() if name.lower() not in skip
+    )
+    stream = response.stream
+    try:
+        body: bytes | None = response.content
+    except httpx.ResponseNotRead:
+        body = None if isinstance(stream, httpx.AsyncByteStream) else response.read()
+    if body is not None:
+        writer.write(f"{head}content-length: {len(body)}\r\n\r\n".encode("latin-1") + body)
+        await writer.drain()
+        return True
+    assert isinstance(stream, httpx.AsyncByteStream)
+    writer.write(f"{head}transfer-encoding: chunked\r\n\r\n".encode("latin-1"))
+    try:
+        async for chunk in stream:
+            if chunk:
+                writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+    except Exception:  # a stream that dies mid-way: the connection drops, as a reset upstream's does
+        return False
+    finally:
+        await stream.aclose()
+    return True
+
+
+async def _connection(
+    handler: Handler, stall_s: float, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """HTTP/1.1 keep-alive, one request after another, each answered by `handler`."""
+    try:
+        while True:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+            method, target, _ = head[0].split(" ", 2)
+            headers = [(name.strip(), value.strip()) for name, _, value in (line.partition(":") for line in head[1:])]
+            fields = {name.lower(): value for name, value in headers if name}
+            body = await reader.readexactly(int(fields.get("content-length") or 0))
+            url = f"http://{fields.get('host', '127.0.0.1')}{target}"
+            request = httpx.Request(method, url, headers=[h for h in headers if h[0]], content=body)
+            try:
+                answer = handler(request)
+                response = await answer if inspect.isawaitable(answer) else answer
+            except httpx.TimeoutException:
+                await _stall(stall_s)
+                return
+            except Exception:
+                return
+            if not await _write(writer, response):
+                return
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError):
+        return
+    finally:
+        writer.close()
+
+
+async def _serve(handler: Handler, sock: socket.socket, stall_s: float, stop: threading.Event | None) -> None:
+    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _connection(handler, stall_s, reader, writer)
+
+    server = await asyncio.start_server(connection, sock=sock, limit=1 << 20)
+    if stop is None:
+        await server.serve_forever()
+    else:
+        await asyncio.get_running_loop().run_in_executor(None, stop.wait)
+        server.close()  # asyncio.run then cancels the open connections
+
+
+def _listening_socket(port: int = 0) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(1024)
+    return sock
+
+
+def serve_forever(handler: Handler, port: int, stall_s: float = 0.0) -> None:
+    """Serve `handler` on 127.0.0.1:`port` until the process ends (a fake server of its own, e.g. one that a
+    reliability scenario kills and restarts)."""
+    asyncio.run(_serve(handler, _listening_socket(port), stall_s, None))
+
+
+def _serve_in_child(handler: Handler, sock: socket.socket, stall_s: float) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler is not this process's to run
+    asyncio.run(_serve(handler, sock, stall_s, None))
+
+
 @contextmanager
-def served_over_http(handler: Callable[[httpx.Request], httpx.Response], stall_s: float) -> Iterator[str]:
-    """`handler` behind a real HTTP/1.1 server on 127.0.0.1 (a thread), for as long as the block lasts: its URL.
+def served_over_http(handler: Handler, stall_s: float = 0.0, *, process: bool = False) -> Iterator[str]:
+    """`handler` behind a real HTTP/1.1 keep-alive server on a free port of 127.0.0.1, for as long as the block
+    lasts: its URL (no path).
 
     What the handler raises becomes what a client sees on the wire: an `httpx.TimeoutException` an answer
     that does not come for `stall_s` seconds (set it past the client's timeout), any other exception a
-    connection closed without an answer.
+    connection closed without an answer; a response with an unread async stream goes out chunk by chunk as
+    the stream yields. The server runs in a thread of this process, or with `process=True` in a forked
+    process of its own (a benchmark's fake then shares no GIL with what it measures; what the handler
+    records stays in that process). The socket listens before the server starts, so no request races it.
     """
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as vLLM's server
-        disable_nagle_algorithm = True  # headers and body go out in two writes
-
-        def _answer(self) -> None:
-            content = self.rfile.read(int(self.headers.get("content-length") or 0))
-            url = f"http://{self.headers.get('host')}{self.path}"
-            request = httpx.Request(self.command, url, headers=list(self.headers.items()), content=content)
-            try:
-                response = handler(request)
-            except httpx.TimeoutException:
-                threading.Event().wait(stall_s)  # not time.sleep: tests replace it to skip back-off waits
-                self.close_connection = True
-                return
-            except Exception:
-                self.close_connection = True
-                return
-            body = response.read()
-            self.send_response(response.status_code)
-            for name, value in response.headers.items():
-                if name.lower() not in ("content-length", "transfer-encoding", "connection"):
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_POST = _answer
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)  # stops within 10 ms
-    thread.start()
+    sock = _listening_socket()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        if process:
+            child = multiprocessing.get_context("fork").Process(
+                target=_serve_in_child, args=(handler, sock, stall_s), daemon=True
+            )
+            child.start()
+            try:
+                yield url
+            finally:
+                child.terminate()
+                child.join(timeout=10)
+        else:
+            stop = threading.Event()
+            thread = threading.Thread(target=asyncio.run, args=(_serve(handler, sock, stall_s, stop),), daemon=True)
+            thread.start()
+            try:
+                yield url
+            finally:
+                stop.set()
+                thread.join(timeout=10)
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+        sock.close()

@@ -3,7 +3,7 @@
 python -m loadtest run          bounded headless locust step ramp; CSV + HTML + summary JSON
 python -m loadtest bench        side-by-side throughput: transformers, vLLM as the recipe runs it, this project
 python -m loadtest bench-serve  start-up time and checks/s of 32 guard prompts, 16 in flight
-python -m loadtest.client_overhead  the client's own cost per check (make bench-client)
+python -m bench.client  the client's own cost per check (make bench-client)
 
 See loadtest/README.md.
 """

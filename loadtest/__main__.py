@@ -17,7 +17,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from loadtest.bench import BenchConfig
+    from bench.side_by_side import BenchConfig
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -46,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
 def bench_config(args: argparse.Namespace) -> BenchConfig:
     """The benchmark's configuration; the headline concurrency always joins the sweep."""
     from deploy.launcher import default_profile_name
-    from loadtest.bench import ARMS, BenchConfig
+    from bench.side_by_side import ARMS, BenchConfig
 
     profile = args.profile or default_profile_name()
     return BenchConfig(
@@ -67,7 +67,7 @@ def bench_config(args: argparse.Namespace) -> BenchConfig:
 def _bench(args: argparse.Namespace) -> int:
     import shutil
 
-    from loadtest.bench import default_out_dir, run_bench, write_results
+    from bench.side_by_side import default_out_dir, run_bench, write_results
 
     result = run_bench(bench_config(args))
     out = args.out or default_out_dir()
@@ -83,7 +83,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _bench_serve(args: argparse.Namespace) -> int:
-    from loadtest.serve_bench import format_serve_bench, run_serve_bench, write_serve_bench
+    from bench.serve import format_serve_bench, run_serve_bench, write_serve_bench
 
     result = run_serve_bench(args.model, args.profile, args.prompts, args.concurrency, args.seed)
     print(format_serve_bench(result))
@@ -92,7 +92,7 @@ def _bench_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from loadtest.bench import ARM_SPECS, ARMS, Arm
+    from bench.side_by_side import ARM_SPECS, ARMS, Arm
     from loadtest.run import add_arguments
 
     parser = argparse.ArgumentParser(prog="python -m loadtest", description=__doc__.split("\n\n")[0])
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         from deploy.launcher import LaunchError
         from deploy.profiles import ProfileError
-        from loadtest.corpus import CorpusError
+        from bench.corpus import CorpusError
 
         if isinstance(exc, (LaunchError, ProfileError, CorpusError, ValueError)):
             print(f"error: {exc}", file=sys.stderr)

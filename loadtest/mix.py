@@ -6,7 +6,7 @@ import random
 from typing import Any
 
 from guard_client import GuardMode, chat_request, prepare_input
-from loadtest.corpus import GuardItem, split_by_mode
+from bench.corpus import GuardItem, split_by_mode
 
 
 class CheckMix:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadtest.corpus import PACKAGE_DIR, load_corpus
+from bench.corpus import PACKAGE_DIR, load_corpus
 from loadtest.gateway_requests import GatewayMix
 from loadtest.mix import CheckMix
 from loadtest.summary import Slo, summarize

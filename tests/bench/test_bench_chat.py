@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from loadtest.bench_chat import _has_content, write_report
+from bench.gateway_chat import _has_content, write_report
 
 
 def _whole(output_ms: float, added: float, output_check: float) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from loadtest.bench_gateway import markdown, percentile, repeated, summarize, write_report
+from bench.gateway import markdown, percentile, repeated, summarize, write_report
 
 RESULT = {
     "machine": "test",

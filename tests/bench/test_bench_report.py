@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from loadtest.__main__ import bench_config, build_parser
-from loadtest.bench import (
+from bench.side_by_side import (
     ARM_SPECS,
     ARMS,
     BASELINE,
@@ -20,8 +20,8 @@ from loadtest.bench import (
     machine_limit,
     verdict_first_vs_full,
 )
-from loadtest.flops import check_flops, guard_model_shape
-from loadtest.report import bench_markdown, bench_plot
+from bench.flops import check_flops, guard_model_shape
+from bench.side_by_side_report import bench_markdown, bench_plot
 
 #: A measured limit of 2000 GFLOP/s, from the measurement after the arms (the better one).
 LIMIT = machine_limit(

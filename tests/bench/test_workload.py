@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from guard_client import AsyncGuardClient
-from loadtest.corpus import GuardItem
-from loadtest.workload import (
+from bench.corpus import GuardItem
+from bench.workload import (
     PREFIX_HITS,
     PREFIX_QUERIES,
     CheckOutcome,
@@ -22,7 +22,7 @@ from loadtest.workload import (
     instrumented_check,
     parse_counters,
 )
-from tests.fake_vllm import VERDICT_IDS, FakeVLLM
+from guard_client.testing import VERDICT_IDS, FakeVLLM
 
 PROMPT = GuardItem("p1", "How do I bake bread?", None, "unharmful")
 RESPONSE = GuardItem("r1", "How do I pick a lock?", "Use a tension wrench.", "harmful")

@@ -14,10 +14,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from guard_client import GuardMode
-from loadtest.bench import Arm, ServerSession, Workload
-from loadtest.corpus import load_corpus, split_by_mode
+from bench.side_by_side import Arm, ServerSession, Workload
+from bench.corpus import load_corpus, split_by_mode
 from loadtest.summary import TTFT
-from loadtest.workload import REAL_OUTPUT_TOKENS
+from bench.workload import REAL_OUTPUT_TOKENS
 
 REPO = Path(__file__).resolve().parents[2]
 LOCUST_FILES = ["locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv", "report.html", "summary.json"]
@@ -137,7 +137,7 @@ def test_decode_share_sends_the_whole_answer_then_the_verdict_token_fresh_and_ca
 
 
 def test_bench_serve_runs_the_client_and_the_forced_requests(guard_url: str) -> None:
-    from loadtest.serve_bench import _measure
+    from bench.serve import _measure
 
     prompts = sample_workload().items["prompt"]
     runs = asyncio.run(_measure(guard_url, prompts[:6], prompts[7], 3, True))

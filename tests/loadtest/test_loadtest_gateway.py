@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from deploy.launcher import GatewayServer, free_port
-from loadtest.bench_chat import asgi_upstream, serving
-from loadtest.client_overhead import instant_guard
+from bench.gateway_chat import asgi_upstream, serving
+from bench.client import instant_guard
 from loadtest.fake_llm import FakeUpstream
 from loadtest.summary import TTFT
 

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from guard_client import MAX_TOKENS, MAX_TOKENS_CONSTRAINED, GuardMode, verdict_regex
-from loadtest.corpus import GuardItem, load_corpus
+from bench.corpus import GuardItem, load_corpus
 from loadtest.mix import CheckMix, check_name, parse_steps
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from guard_client import AsyncGuardClient, ResumableRun, RunManifest, screen_command
-from tests.fake_vllm import FakeVLLM
+from guard_client.testing import FakeVLLM
 from tests.screen.conftest import InstantGuard, fake_client, fake_guard
 
 
