@@ -11,6 +11,7 @@ import argparse
 import importlib
 import signal
 import sys
+from collections.abc import Callable
 from types import FrameType, ModuleType
 
 #: name -> what it measures (its `make` target is bench-<name>; `make bench` runs side-by-side).
@@ -56,10 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     benchmark = module(name)
     sub = argparse.ArgumentParser(prog=f"python -m bench {name}", description=BENCHMARKS[name])
     benchmark.add_arguments(sub)
-    args = sub.parse_args(argv[1:])
+    return run_handled(benchmark.run, sub.parse_args(argv[1:]))
+
+
+def run_handled(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """`handler(args)` with SIGTERM as an interrupt (exit 130) and bad input as a one-line error (exit 2)."""
     signal.signal(signal.SIGTERM, _interrupted)
     try:
-        return int(benchmark.run(args))
+        return int(handler(args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -31,8 +31,8 @@ import httpx
 from locust import FastHttpUser, LoadTestShape, constant, events, task
 from locust.env import Environment
 
-from guard_client import DEFAULT_MODEL, ENV_API_KEY, ENV_MODEL, GuardClient, GuardMode, GuardParseError, parse_verdict
 from bench.corpus import DEFAULT_SAMPLE, GuardItem, load_corpus
+from guard_client import DEFAULT_MODEL, ENV_API_KEY, ENV_MODEL, GuardClient, GuardMode, GuardParseError, parse_verdict
 from loadtest.gateway_requests import (
     BLOCKED,
     CHAT,

@@ -19,11 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.corpus import PACKAGE_DIR, load_corpus
+from bench.corpus import load_corpus
 from loadtest.gateway_requests import GatewayMix
 from loadtest.mix import CheckMix
 from loadtest.summary import Slo, summarize
 
+PACKAGE_DIR = Path(__file__).resolve().parent
 LOCUSTFILE = PACKAGE_DIR / "locustfile.py"
 RESULTS_DIR = PACKAGE_DIR / "results"
 CSV_PREFIX = "locust"

@@ -8,20 +8,19 @@ import re
 import httpx
 import pytest
 
-from guard_client import AsyncGuardClient
 from bench.corpus import GuardItem
+from bench.loops import CheckOutcome, closed_loop
 from bench.workload import (
     PREFIX_HITS,
     PREFIX_QUERIES,
-    CheckOutcome,
     InstrumentedTransport,
-    closed_loop,
     forced_chat_body,
     forced_chat_check,
     hit_rate,
     instrumented_check,
     parse_counters,
 )
+from guard_client import AsyncGuardClient
 from guard_client.testing import VERDICT_IDS, FakeVLLM
 
 PROMPT = GuardItem("p1", "How do I bake bread?", None, "unharmful")

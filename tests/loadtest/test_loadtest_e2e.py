@@ -13,11 +13,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from guard_client import GuardMode
-from bench.side_by_side import Arm, ServerSession, Workload
+from bench.arms import Arm
 from bench.corpus import load_corpus, split_by_mode
-from loadtest.summary import TTFT
+from bench.side_by_side import ServerSession, Workload
 from bench.workload import REAL_OUTPUT_TOKENS
+from guard_client import GuardMode
+from loadtest.summary import TTFT
 
 REPO = Path(__file__).resolve().parents[2]
 LOCUST_FILES = ["locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv", "report.html", "summary.json"]

@@ -1,5 +1,6 @@
 """`python -m loadtest run` with the gateway request types, seconds long, against a real gateway process in
-front of the instant fake guard (loadtest/client_overhead.py) and the fake main LLM (loadtest/fake_llm.py).
+front of the fake guard (guard_client.testing, answering Unsafe at once) and the fake main LLM
+(guard_gateway.testing).
 
 The fake guard flags everything, so the gateway's policy decides what the chat proxy does: `annotate` passes
 every answer (completions and streams are measured), `block` refuses every prompt (blocks are measured apart).
@@ -16,9 +17,8 @@ from pathlib import Path
 import pytest
 
 from deploy.launcher import GatewayServer, free_port
-from bench.gateway_chat import asgi_upstream, serving
-from bench.client import instant_guard
-from loadtest.fake_llm import FakeUpstream
+from guard_client.testing import FakeVLLM, served_over_http
+from guard_gateway.testing import FakeUpstream
 from loadtest.summary import TTFT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,8 +27,9 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def fakes() -> Iterator[tuple[str, str]]:
     upstream = FakeUpstream(answers=["Pasta is boiled in salted water until al dente."], token_interval=0.001)
-    with instant_guard() as guard_url, serving(asgi_upstream(upstream)) as upstream_url:
-        yield guard_url, upstream_url
+    guard = FakeVLLM(reply=lambda body: "Safety: Unsafe\nCategories: Violent")
+    with served_over_http(guard, process=True) as guard_url, served_over_http(upstream) as upstream_url:
+        yield guard_url, upstream_url + "/v1"
 
 
 def run_through_gateway(tmp_path: Path, fakes: tuple[str, str], action: str) -> dict:
