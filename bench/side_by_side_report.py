@@ -91,7 +91,7 @@ def bench_markdown(result: dict[str, Any]) -> str:
             f"the arms (GFLOP/s by kernel and shape, rows×inner×columns: {measured}). "
             '"Of the bf16 limit" is FLOPs per check × checks/s over that limit. FLOPs per check count the matrix '
             "products of the tokens the server computed: prompt tokens not served from the prefix cache, plus output "
-            "tokens, through every layer, attention over the whole context included (`loadtest/flops.py`). "
+            "tokens, through every layer, attention over the whole context included (`bench/flops.py`). "
             "Absolute checks/s move with the machine and with what else runs on it (twofold between machines "
             "of one kind); the ratios to the baseline and these fractions, measured in one run, are what carries "
             "over. On a shared machine the arms and the limit's measurements all compete with other work (the "

@@ -30,7 +30,7 @@ import multiprocessing
 import signal
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,7 +196,7 @@ def marked_fake(**kwargs: Any) -> FakeVLLM:
 
 def with_latency(
     handler: Handler, delay: float, *, output_delay: float | None = None, slots: int | None = None
-) -> Handler:
+) -> Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]:
     """`handler` answering a check (`CHECK_PATHS`) after `delay` seconds, or `output_delay` when the checked
     conversation ends with the assistant (response moderation), at most `slots` at a time (a capacity of
     slots / delay checks/s); the other routes answer at once."""

@@ -219,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
         "options": {
             "steps": args.steps,
             "step_seconds": args.step_seconds,
-            "data": [str(p) for p in args.data] or ["loadtest/sample_checks.jsonl"],
+            "data": [str(p) for p in args.data] or ["bench/sample_checks.jsonl"],
             "response_share": args.response_share,
             "stream_share": args.stream_share,
             "gateway_url": args.gateway_url,

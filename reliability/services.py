@@ -66,7 +66,7 @@ def _upstream_handler(words: int, token_interval: float) -> Handler:
 
 def _serve(args: argparse.Namespace) -> int:
     if args.kind == "guard":
-        handler = with_latency(_guard_handler(args.verdict), args.delay, slots=args.slots)
+        handler: Handler = with_latency(_guard_handler(args.verdict), args.delay, slots=args.slots)
         if args.record:
             handler = recording(handler, Path(args.record))
     else:

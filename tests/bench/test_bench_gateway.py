@@ -47,4 +47,3 @@ def test_repeated_inputs_have_the_asked_share_of_repeats() -> None:
     share = 1 - len(set(items)) / len(items)
     assert 0.25 < share < 0.35
     assert len(set(repeated(["p"], 100, 0.0))) == 100
-
