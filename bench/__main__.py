@@ -1,7 +1,7 @@
 """`python -m bench <name>`: run one benchmark; `python -m bench --help` lists them.
 
 Adding a benchmark: a module `bench/<name>.py` (dashes become underscores) with `add_arguments(parser)` and
-`run(args) -> int` that writes its report through `bench.report.write_report`, and one line in `BENCHMARKS`.
+`run(args) -> int` that writes its report through a `bench.report.Report`, and one line in `BENCHMARKS`.
 `make bench-<name>` then runs it too.
 """
 

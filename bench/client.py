@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.corpus import prompt_texts
-from bench.report import write_report
+from bench.report import Report
 from guard_client import AsyncGuardClient, GuardClient, GuardMode, parse_verdict, render_guard_prompt
 from guard_client.testing import FakeVLLM, served_over_http
 
+REPORT = Report("client_overhead", "Client overhead", "make bench-client", (6, 3))
 UNSAFE = "Safety: Unsafe\nCategories: Violent"
 
 
@@ -82,16 +83,7 @@ def write_client_report(result: dict[str, Any], out: Path) -> list[Path]:
         ax.legend(loc="lower right")
 
     body = f"{result['checks']} checks, {result['concurrency']} in flight, fake guard answering instantly.\n\n" + table
-    return write_report(
-        out,
-        "client_overhead",
-        result,
-        title="Client overhead",
-        command="make bench-client",
-        body=body,
-        plot=draw,
-        figsize=(6, 3),
-    )
+    return REPORT.write(out, result, body, draw)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -20,8 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.report import write_report
+from bench.report import Report
 
+REPORT = Report(
+    "gpu_decode_share", "Where a guard check's time goes (transformers)", "python -m bench decode-share", (6, 3.5)
+)
 ANSWER_TOKENS = 9  # what the real model writes in prompt mode, then <|im_end|>
 
 
@@ -102,16 +105,7 @@ def run(args: argparse.Namespace) -> int:
     result["batched_full_vs_baseline"] = (
         result["batched_full_answer_checks_per_s"] / result["baseline_one_at_a_time_checks_per_s"]
     )
-    paths = write_report(
-        args.out,
-        "gpu_decode_share",
-        result,
-        title="Where a guard check's time goes (transformers)",
-        command="python -m bench decode-share",
-        body=_markdown(result),
-        plot=lambda fig: _draw(result, fig),
-        figsize=(6, 3.5),
-    )
+    paths = REPORT.write(args.out, result, _markdown(result), lambda fig: _draw(result, fig))
     print(paths[1].read_text())
     return 0
 

@@ -33,11 +33,12 @@ from yarl import URL
 from bench.client import instant_guard
 from bench.corpus import prompt_texts
 from bench.loops import closed_loop, open_loop
-from bench.report import write_report
+from bench.report import Report
 from deploy.launcher import GatewayServer, GuardServer, free_port
 from deploy.profiles import load_profile
 from guard_client import AsyncGuardClient, percentile
 
+REPORT = Report("bench_gateway", "Gateway benchmark", "make bench-gateway", (12, 3.8))
 TARGETS = {"a_ratio": 0.95, "b_added_p50_ms": 2.0, "b_added_p99_ms": 10.0, "b_max_rps": 1000.0}
 CACHE_TARGETS = {30: 1.3, 90: 5.0}
 #: Closed-loop trials of (b)'s requests/s; the median is the result, every trial is in the JSON and the table.
@@ -310,16 +311,7 @@ def draw(result: dict[str, Any], fig: Any) -> None:
 
 
 def write_gateway_report(result: dict[str, Any], out: Path) -> list[Path]:
-    return write_report(
-        out,
-        "bench_gateway",
-        result,
-        title="Gateway benchmark",
-        command="make bench-gateway",
-        body=markdown(result),
-        plot=lambda fig: draw(result, fig),
-        figsize=(12, 3.8),
-    )
+    return REPORT.write(out, result, markdown(result), lambda fig: draw(result, fig))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from bench.report import write_report
+from bench.report import Report
 from deploy.launcher import GuardServer, free_port
 from deploy.profiles import load_profile
 from guard_client import AsyncGuardClient, percentile
@@ -40,6 +40,7 @@ from guard_gateway import create_app, load_config
 from guard_gateway.chat.settings import ChatSettings
 from guard_gateway.testing import FakeUpstream
 
+REPORT = Report("bench_chat", "Guarded chat proxy: what the rails add", "make bench-gateway-chat", (11, 4.2))
 SAFE = "Safety: Safe\nCategories: None"
 #: The stand-in's second served name: the main LLM of the stand-in stream arm.
 MAIN_LLM = "main-llm"
@@ -379,16 +380,7 @@ def draw_chat(result: dict[str, Any], fig: Any) -> None:
 
 
 def write_chat_report(result: dict[str, Any], out: Path) -> list[Path]:
-    return write_report(
-        out,
-        "bench_chat",
-        result,
-        title="Guarded chat proxy: what the rails add",
-        command="make bench-gateway-chat",
-        body=chat_markdown(result),
-        plot=lambda fig: draw_chat(result, fig),
-        figsize=(11, 4.2),
-    )
+    return REPORT.write(out, result, chat_markdown(result), lambda fig: draw_chat(result, fig))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from bench.corpus import DEFAULT_SAMPLE, load_jsonl
-from bench.report import write_report
+from bench.report import Report
 from guard_client import (
     AsyncGuardClient,
     Strictness,
@@ -35,6 +35,7 @@ from guard_client import (
 )
 from guard_client.testing import FakeVLLM, with_latency
 
+REPORT = Report("locate", "Cost of locate", "make bench-locate", (9, 3.4))
 DEFAULT_PARAGRAPHS = (1, 4, 16, 64)
 _MODELS = {"data": [{"id": "qwen3guard", "root": "/models/fake-locate", "max_model_len": 32768}]}
 
@@ -162,16 +163,7 @@ def write_locate_report(result: dict[str, Any], out: Path) -> list[Path]:
         right.set_ylabel("p50 latency per flagged item (ms)")
         right.legend()
 
-    return write_report(
-        out,
-        "locate",
-        result,
-        title="Cost of locate",
-        command="make bench-locate",
-        body=text,
-        plot=draw,
-        figsize=(9, 3.4),
-    )
+    return REPORT.write(out, result, text, draw)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

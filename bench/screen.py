@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.report import write_report
+from bench.report import Report
 from guard_client import AsyncGuardClient, screen_command
 from guard_client.testing import FakeVLLM, served_over_http, with_latency
 
+REPORT = Report("screen_bench", "`guard screen` throughput", "make bench-screen", (10, 4))
 UNSAFE = "Safety: Unsafe\nCategories: Violent"
 
 
@@ -206,16 +207,7 @@ def write_screen_report(result: dict[str, Any], out: Path) -> list[Path]:
         right.set_title(f"two replicas, one queue: {r['ratio']:.2f}× the sum", fontsize=10)
         right.legend(fontsize=8)
 
-    return write_report(
-        out,
-        "screen_bench",
-        result,
-        title="`guard screen` throughput",
-        command="make bench-screen",
-        body="\n".join(lines),
-        plot=draw,
-        figsize=(10, 4),
-    )
+    return REPORT.write(out, result, "\n".join(lines), draw)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -21,7 +21,7 @@ import httpx
 
 from bench.corpus import DEFAULT_SAMPLE, TOXICCHAT, GuardItem, load_jsonl, sample, split_by_mode
 from bench.loops import CheckOutcome, RunResult, closed_loop
-from bench.report import write_report
+from bench.report import Report
 from bench.workload import (
     HTTP_TIMEOUT,
     REAL_OUTPUT_TOKENS,
@@ -32,6 +32,7 @@ from bench.workload import (
 )
 from guard_client import GuardMode
 
+REPORT = Report("bench-serve", "Guard server: start-up and checks/s", "make bench-serve", (5, 3.5))
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -148,16 +149,8 @@ def write_serve_bench(result: dict[str, Any], out: Path | None) -> list[Path]:
         axis.bar(["client", "forced"], [result["client"]["checks_per_s"], result["forced"]["checks_per_s"]])
         axis.set_ylabel(f"checks/s, {result['concurrency']} in flight")
 
-    return write_report(
-        out or RESULTS_DIR / f"serve-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}",
-        "bench-serve",
-        result,
-        title="Guard server: start-up and checks/s",
-        command="make bench-serve",
-        body=format_serve_bench(result),
-        plot=draw,
-        figsize=(5, 3.5),
-    )
+    out = out or RESULTS_DIR / f"serve-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+    return REPORT.write(out, result, format_serve_bench(result), draw)
 
 
 def add_arguments(serve: argparse.ArgumentParser) -> None:

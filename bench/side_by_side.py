@@ -41,7 +41,7 @@ from bench.flops import (
 )
 from bench.loops import CheckOutcome, RunResult, closed_loop
 from bench.machine import machine_facts, machine_limit, model_shape
-from bench.report import write_report
+from bench.side_by_side_report import REPORT, bench_markdown, draw_bench
 from bench.workload import (
     HTTP_TIMEOUT,
     REAL_OUTPUT_TOKENS,
@@ -527,19 +527,8 @@ def decode_share_summary(runs: list[dict[str, Any]], concurrency: int) -> dict[s
 
 
 def write_results(result: dict[str, Any], out_dir: Path) -> list[Path]:
-    from bench.side_by_side_report import TITLE, bench_markdown, draw_bench
-
     result["verdict_first_vs_full"] = verdict_first_vs_full(result)
-    return write_report(
-        out_dir,
-        "bench",
-        result,
-        title=TITLE,
-        command="make bench",
-        body=bench_markdown(result),
-        plot=lambda fig: draw_bench(result, fig),
-        figsize=(15, 4.6),
-    )
+    return REPORT.write(out_dir, result, bench_markdown(result), lambda fig: draw_bench(result, fig))
 
 
 def default_out_dir() -> Path:

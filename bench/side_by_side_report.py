@@ -1,5 +1,5 @@
 """The side-by-side benchmark's markdown body and its plot (throughput against checks in flight), written
-under the common header by `bench.report.write_report`."""
+under the common header by `bench.report.Report`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.arms import BASELINE, arm_label
+from bench.report import Report
 
-TITLE = "Guard benchmark: where the throughput comes from"
+REPORT = Report("bench", "Guard benchmark: where the throughput comes from", "make bench", (15, 4.6))
 
 
 def _fmt(value: Any, spec: str = ".2f", none: str = "–") -> str:

@@ -332,26 +332,27 @@ def served_over_http(handler: Handler, stall_s: float = 0.0, *, process: bool = 
     records stays in that process). The socket listens before the server starts, so no request races it.
     """
     sock = _listening_socket()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    if process:
+        child = multiprocessing.get_context("fork").Process(
+            target=_serve_in_child, args=(handler, sock, stall_s), daemon=True
+        )
+        child.start()
+
+        def stop() -> None:
+            child.terminate()
+            child.join(timeout=10)
+
+    else:
+        stopping = threading.Event()
+        thread = threading.Thread(target=asyncio.run, args=(_serve(handler, sock, stall_s, stopping),), daemon=True)
+        thread.start()
+
+        def stop() -> None:
+            stopping.set()
+            thread.join(timeout=10)
+
     try:
-        if process:
-            child = multiprocessing.get_context("fork").Process(
-                target=_serve_in_child, args=(handler, sock, stall_s), daemon=True
-            )
-            child.start()
-            try:
-                yield url
-            finally:
-                child.terminate()
-                child.join(timeout=10)
-        else:
-            stop = threading.Event()
-            thread = threading.Thread(target=asyncio.run, args=(_serve(handler, sock, stall_s, stop),), daemon=True)
-            thread.start()
-            try:
-                yield url
-            finally:
-                stop.set()
-                thread.join(timeout=10)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
+        stop()
         sock.close()

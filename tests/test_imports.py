@@ -10,25 +10,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tests.conftest import REPO
+from tests.test_boundaries import python_files
 
 
 def project_modules() -> dict[str, Path]:
     """Dotted module name -> file, for every Python file git knows (tracked or not ignored)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.py"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
     modules = {}
-    for name in listed:
-        path = REPO / name
-        if path.is_file():
-            parts = list(Path(name).with_suffix("").parts)
-            if parts[-1] == "__init__":
-                parts.pop()
-            modules[".".join(parts)] = path
+    for path in python_files():
+        parts = list(path.relative_to(REPO).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        modules[".".join(parts)] = path
     return modules
 
 
