@@ -17,7 +17,7 @@ GATEWAY_PORT ?=
 SERVE_FLAGS = $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) $(if $(PORT),--port $(PORT)) \
 	$(if $(filter 0,$(GATEWAY)),--no-gateway) $(if $(GATEWAY_PORT),--gateway-port $(GATEWAY_PORT))
 
-.PHONY: install serve test lint unit e2e standin bench-serve bench bench-client bench-screen bench-gateway bench-gateway-chat loadtest eval reliability clean
+.PHONY: install serve test lint unit e2e standin bench-serve bench bench-client bench-screen bench-locate bench-gateway bench-gateway-chat loadtest eval reliability clean
 
 install: $(STAMP)
 
@@ -49,9 +49,14 @@ unit: install
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-# Client overhead: render + parse per verdict, check_many against an instant fake server.
+# Benchmarks (`python -m bench --help` lists them): each writes JSON, markdown and PNG through one writer.
+# make bench-<name> runs `python -m bench <name> $(BENCH_FLAGS)`; the targets below keep their own flag variables.
+bench-%: install
+	$(BIN)/python -m bench $* $(BENCH_FLAGS)
+
+# Client overhead: render + parse per verdict, check_many against an instant fake guard.
 bench-client: install
-	$(BIN)/python -m loadtest.client_overhead --out loadtest/reports
+	$(BIN)/python -m bench client --out bench/reports
 
 # Reproduce the published benchmark and measure false positives against any guard endpoint, e.g.
 #   make eval GUARD_URL=http://gpu-box:8000 EVAL_ARGS="--datasets xstest_prompt jbb_benign --limit 100"
@@ -71,20 +76,25 @@ loadtest: install
 	$(BIN)/python -m loadtest run $(LOADTEST_URL) $(LOADTEST_FLAGS)
 
 # Side-by-side benchmark: transformers, vLLM as the recipe runs it, this project's profile and client.
-# The report (markdown, JSON, PNG) is copied to loadtest/reports/.
+# The report (markdown, JSON, PNG) is copied to bench/reports/.
 BENCH_FLAGS ?=
 bench: install
-	$(BIN)/python -m loadtest bench --report-dir loadtest/reports $(BENCH_FLAGS)
+	$(BIN)/python -m bench side-by-side --report-dir bench/reports $(BENCH_FLAGS)
 
 # guard screen vs AsyncGuardClient.check_many, and two fake replicas (one 4x slower) sharing one work queue.
 # Add a real server with SCREEN_BENCH_FLAGS="--url http://gpu-box:8000 --constrain".
 SCREEN_BENCH_FLAGS ?=
 bench-screen: install
-	$(BIN)/python -m loadtest bench-screen $(SCREEN_BENCH_FLAGS)
+	$(BIN)/python -m bench screen $(SCREEN_BENCH_FLAGS)
 
-# Start-up time and checks/s of 32 guard prompts, 16 in flight, on the full stand-in (JSON in loadtest/results/).
+# Extra checks and latency of locate per flagged item, against a fake guard (LOCATE_BENCH_FLAGS="--url URL": a real one).
+LOCATE_BENCH_FLAGS ?=
+bench-locate: install
+	$(BIN)/python -m bench locate $(LOCATE_BENCH_FLAGS)
+
+# Start-up time and checks/s of 32 guard prompts, 16 in flight, on the full stand-in (report in bench/results/).
 bench-serve: install
-	$(BIN)/python -m loadtest bench-serve
+	$(BIN)/python -m bench serve
 
 # The guarded chat proxy's cost (issue 12): whole answers parallel vs pre_call vs unguarded, and streams
 # at 50 tokens/s per hold-back window (fake upstream and fake guard, each in its own process, over HTTP), then
@@ -92,15 +102,15 @@ bench-serve: install
 #   make bench-gateway-chat BENCH_CHAT_FLAGS="--standin tiny"   (or --standin none: fakes only)
 BENCH_CHAT_FLAGS ?=
 bench-gateway-chat: install
-	$(BIN)/python -m loadtest.bench_chat --out loadtest/reports $(BENCH_CHAT_FLAGS)
+	$(BIN)/python -m bench gateway-chat --out bench/reports $(BENCH_CHAT_FLAGS)
 
 
 # The gateway (issue 11): (a) through the gateway vs the client direct, (b) its overhead against an instant fake
-# guard, (c) the verdict cache at 0/30/90% repeats. JSON + markdown + PNG in loadtest/reports/.
+# guard, (c) the verdict cache at 0/30/90% repeats. JSON + markdown + PNG in bench/reports/.
 #   make bench-gateway BENCH_GATEWAY_FLAGS="--variant tiny --requests 64"   (short run)
 BENCH_GATEWAY_FLAGS ?=
 bench-gateway: install bench-gateway-chat
-	$(BIN)/python -m loadtest.bench_gateway --out loadtest/reports $(BENCH_GATEWAY_FLAGS)
+	$(BIN)/python -m bench gateway --out bench/reports $(BENCH_GATEWAY_FLAGS)
 
 # Reliability (issue 15): fuzz every interface (schemathesis on the gateway's OpenAPI document, hypothesis on the
 # client and CLI), kill/freeze/drop the guard and the main LLM mid-work, overload the gateway at twice the guard's

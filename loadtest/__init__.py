@@ -1,9 +1,7 @@
-"""Load tests and benchmarks for the guard server.
+"""The locust load test of the guard server and the gateway: `python -m loadtest run` (`make loadtest`).
 
 python -m loadtest run          bounded headless locust step ramp; CSV + HTML + summary JSON
-python -m loadtest bench        side-by-side throughput: transformers, vLLM as the recipe runs it, this project
-python -m loadtest bench-serve  start-up time and checks/s of 32 guard prompts, 16 in flight
-python -m loadtest.client_overhead  the client's own cost per check (make bench-client)
 
-See loadtest/README.md (the load test) and docs/benchmarks.md (the benchmarks).
+The benchmarks live in `bench/` (`python -m bench --help`). See loadtest/README.md (the load test) and
+docs/benchmarks.md (the benchmarks).
 """

@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from openai.types import ModerationCreateResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from loadtest.summary import FORMAT_FAILURE
 
@@ -28,6 +28,7 @@ CHAT = "chat (gateway)"
 CHAT_STREAM = "chat (gateway, stream)"
 BLOCKED = " blocked"
 DIRECT = "direct"
+Body = TypeVar("Body", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -90,13 +91,20 @@ def _blocked_before_the_answer(status: int, text: str) -> Outcome | None:
     return Outcome(blocked=True) if isinstance(error, dict) and error.get("code") == "content_filter" else None
 
 
-def judge_moderation(status: int, text: str) -> Outcome:
+def _validated(model: type[Body], status: int, text: str) -> Body | Outcome:
+    """The answer as `model`, or the outcome of a failed request or of an answer in another shape."""
     if status != 200:
         return Outcome(error=f"HTTP {status}")
     try:
-        parsed = ModerationCreateResponse.model_validate_json(text)
+        return model.model_validate_json(text)
     except ValidationError as exc:
-        return _format(f"not a ModerationCreateResponse ({exc.error_count()} errors)")
+        return _format(f"not a {model.__name__} ({exc.error_count()} errors)")
+
+
+def judge_moderation(status: int, text: str) -> Outcome:
+    parsed = _validated(ModerationCreateResponse, status, text)
+    if isinstance(parsed, Outcome):
+        return parsed
     if len(parsed.results) != 1:
         return _format(f"{len(parsed.results)} results for one input")
     verdict = (parsed.results[0].model_extra or {}).get("qwen3guard")
@@ -111,12 +119,9 @@ def judge_chat(status: int, text: str) -> Outcome:
     blocked = _blocked_before_the_answer(status, text)
     if blocked is not None:
         return blocked
-    if status != 200:
-        return Outcome(error=f"HTTP {status}")
-    try:
-        completion = ChatCompletion.model_validate_json(text)
-    except ValidationError as exc:
-        return _format(f"not a ChatCompletion ({exc.error_count()} errors)")
+    completion = _validated(ChatCompletion, status, text)
+    if isinstance(completion, Outcome):
+        return completion
     if not completion.choices:
         return _format("a completion without choices")
     return Outcome(blocked=any(c.finish_reason == "content_filter" for c in completion.choices))

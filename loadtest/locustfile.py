@@ -31,8 +31,8 @@ import httpx
 from locust import FastHttpUser, LoadTestShape, constant, events, task
 from locust.env import Environment
 
+from bench.corpus import DEFAULT_SAMPLE, GuardItem, load_corpus
 from guard_client import DEFAULT_MODEL, ENV_API_KEY, ENV_MODEL, GuardClient, GuardMode, GuardParseError, parse_verdict
-from loadtest.corpus import DEFAULT_SAMPLE, GuardItem, load_corpus
 from loadtest.gateway_requests import (
     BLOCKED,
     CHAT,
@@ -204,15 +204,20 @@ class GuardCheckUser(FastHttpUser):
                 context={},
             )
 
+    def _post_to_gateway(self, path: str, body: dict[str, Any], name: str, stream: bool = False) -> Any:
+        """A request to the gateway whose success this user judges (a context manager, as locust's post)."""
+        return self.client.post(
+            f"{self.gateway}{path}",
+            json=body,
+            name=name,
+            headers=self.gateway_headers,
+            stream=stream,
+            catch_response=True,
+        )
+
     def _moderation(self, item: GuardItem) -> None:
         body = moderation_body(item.prompt, self.model)
-        with self.client.post(
-            f"{self.gateway}/v1/moderations",
-            json=body,
-            name=MODERATION,
-            headers=self.gateway_headers,
-            catch_response=True,
-        ) as response:
+        with self._post_to_gateway("/v1/moderations", body, MODERATION) as response:
             _settle(response, MODERATION, judge_moderation(response.status_code, response.text or ""))
 
     def _chat(self, item: GuardItem, name: str) -> None:
@@ -220,14 +225,7 @@ class GuardCheckUser(FastHttpUser):
         body = chat_body(item.prompt, _chat_model, stream, self.max_tokens)
         started = time.perf_counter()
         first_token_ms: float | None = None
-        with self.client.post(
-            f"{self.gateway}/v1/chat/completions",
-            json=body,
-            name=name,
-            headers=self.gateway_headers,
-            stream=stream,
-            catch_response=True,
-        ) as response:
+        with self._post_to_gateway("/v1/chat/completions", body, name, stream) as response:
             if not stream:
                 outcome = judge_chat(response.status_code, response.text or "")
             elif response.status_code != 200:

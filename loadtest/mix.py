@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from bench.corpus import GuardItem, split_by_mode
 from guard_client import GuardMode, chat_request, prepare_input
-from loadtest.corpus import GuardItem, split_by_mode
 
 
 class CheckMix:

@@ -19,11 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadtest.corpus import PACKAGE_DIR, load_corpus
+from bench.corpus import load_corpus
 from loadtest.gateway_requests import GatewayMix
 from loadtest.mix import CheckMix
 from loadtest.summary import Slo, summarize
 
+PACKAGE_DIR = Path(__file__).resolve().parent
 LOCUSTFILE = PACKAGE_DIR / "locustfile.py"
 RESULTS_DIR = PACKAGE_DIR / "results"
 CSV_PREFIX = "locust"
@@ -218,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
         "options": {
             "steps": args.steps,
             "step_seconds": args.step_seconds,
-            "data": [str(p) for p in args.data] or ["loadtest/sample_checks.jsonl"],
+            "data": [str(p) for p in args.data] or ["bench/sample_checks.jsonl"],
             "response_share": args.response_share,
             "stream_share": args.stream_share,
             "gateway_url": args.gateway_url,

@@ -33,9 +33,9 @@ from guard_client import (
     prepare_input,
 )
 from guard_client.__main__ import main as guard_main
+from guard_client.testing import FakeVLLM
 from reliability.classify import classify_exception, classify_verdict
 from reliability.report import Outcome, Report, Tally
-from tests.fake_vllm import FakeVLLM
 
 DEADLINE = 30.0
 

@@ -18,9 +18,9 @@ from schemathesis.core.result import Ok
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from guard_client.testing import CHECK_PATHS
 from reliability.classify import allowed_http, classify_http
 from reliability.report import Outcome, Report
-from reliability.services import CHECK_PATHS
 
 DEADLINE = 20.0
 

@@ -1,18 +1,18 @@
-"""The processes a scenario starts and kills: the project's own fakes served over real HTTP in a
-subprocess (tests/fake_vllm.FakeVLLM as the guard, loadtest/fake_llm.FakeUpstream as the main LLM),
+"""The processes a scenario starts and kills: the project's public test doubles served over real HTTP in a
+subprocess (guard_client.testing.FakeVLLM as the guard, guard_gateway.testing.FakeUpstream as the main LLM),
 the gateway, and the accounting of what is left running.
 
     python -m reliability.services guard --port P [--verdict unsafe|marked] [--delay S] [--slots N] [--record F]
     python -m reliability.services upstream --port P [--words N] [--token-interval S]
 
-The fakes are httpx handlers; `asgi_app` puts one behind uvicorn so a fault can SIGKILL, SIGSTOP and
-restart it like a real server. `--delay`/`--slots` give the guard a capacity (slots / delay checks/s).
+The fakes are httpx handlers served by `guard_client.testing.serve_forever` in a process of their own, so a
+fault can SIGKILL, SIGSTOP and restart them like a real server. `--delay`/`--slots` give the guard a capacity
+(slots / delay checks/s).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import inspect
 import json
 import logging
@@ -22,82 +22,56 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psutil
 
+from guard_client.testing import FakeVLLM, Handler, marked_failure, marked_reply, serve_forever, with_latency
+from guard_gateway.testing import FakeUpstream
+
 REPO = Path(__file__).resolve().parent.parent
-Handler = Callable[[httpx.Request], "httpx.Response | Awaitable[httpx.Response]"]
-ASGI = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 LOGGERS = ("guard_gateway", "uvicorn", "httpx")
-CHECK_PATHS = ("/v1/chat/completions", "/v1/completions")
 UNSAFE_ANSWER = "Safety: Unsafe\nCategories: Violent"
 
 
-def asgi_app(handler: Handler, delay: float = 0.0, slots: int | None = None, record: Path | None = None) -> ASGI:
-    """An ASGI app answering every request with `handler`'s httpx.Response (streamed as it comes)."""
-    semaphore = asyncio.Semaphore(slots) if slots else None
+def recording(handler: Handler, record: Path) -> Handler:
+    """`handler`, writing each request (path, headers, body) as a JSON line to `record` first."""
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        url = f"http://fake{scope['path']}" + (f"?{scope['query_string'].decode()}" if scope["query_string"] else "")
-        request = httpx.Request(scope["method"], url, headers=headers, content=body)
-        if record is not None:
-            with record.open("a") as log:
-                line = {"path": scope["path"], "headers": dict(headers), "body": body.decode("utf-8", "replace")}
-                log.write(json.dumps(line) + "\n")
-        if scope["path"] in CHECK_PATHS and (delay or semaphore):
-            if semaphore is not None:
-                async with semaphore:
-                    await asyncio.sleep(delay)
-            else:
-                await asyncio.sleep(delay)
-        answer = handler(request)
-        response = await answer if inspect.isawaitable(answer) else answer
-        raw = [(k, v) for k, v in response.headers.raw if k.lower() not in (b"transfer-encoding", b"content-length")]
-        await send({"type": "http.response.start", "status": response.status_code, "headers": raw})
-        stream: Any = response.stream
-        async for chunk in stream:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+    async def answer(request: httpx.Request) -> httpx.Response:
+        with record.open("a") as log:
+            line = {
+                "path": request.url.path,
+                "headers": dict(request.headers),
+                "body": request.content.decode("utf-8", "replace"),
+            }
+            log.write(json.dumps(line) + "\n")
+        result = handler(request)
+        return await result if inspect.isawaitable(result) else result
 
-    return app
+    return answer
 
 
 def _guard_handler(verdict: str) -> Handler:
-    from tests.fake_vllm import FakeVLLM, marked_failure, marked_reply
-
     if verdict == "unsafe":
         return FakeVLLM(reply=lambda body: UNSAFE_ANSWER)
     return FakeVLLM(reply=marked_reply, fail=marked_failure)
 
 
 def _upstream_handler(words: int, token_interval: float) -> Handler:
-    from loadtest.fake_llm import FakeUpstream
-
     answer = " ".join(f"word{i}" for i in range(words))
     return FakeUpstream(answers=[answer], token_interval=token_interval)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     if args.kind == "guard":
-        app = asgi_app(_guard_handler(args.verdict), args.delay, args.slots, Path(args.record) if args.record else None)
+        handler: Handler = with_latency(_guard_handler(args.verdict), args.delay, slots=args.slots)
+        if args.record:
+            handler = recording(handler, Path(args.record))
     else:
-        app = asgi_app(_upstream_handler(args.words, args.token_interval))
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", lifespan="off", access_log=False)
+        handler = _upstream_handler(args.words, args.token_interval)
+    serve_forever(handler, args.port)
     return 0
 
 

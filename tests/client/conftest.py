@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from guard_client import AsyncGuardClient, GuardClient
-from tests.fake_vllm import FakeVLLM, served_over_http
+from guard_client.testing import FakeVLLM, served_over_http
 
 Handler = Callable[[httpx.Request], httpx.Response]
 

@@ -12,8 +12,8 @@ import pytest
 
 import guard_client.__main__ as cli
 from guard_client import GuardClient
+from guard_client.testing import FakeVLLM
 from tests.client.published_policy import published_policy
-from tests.fake_vllm import FakeVLLM
 
 MARKER = "ZQX-forbidden"
 

@@ -31,8 +31,8 @@ from guard_client import (
 )
 from guard_client._constants import DEFAULT_MIN_VERDICT_MASS
 from guard_client._flows import combine_worst_first
+from guard_client.testing import FakeVLLM
 from tests.client.conftest import MakeGuard
-from tests.fake_vllm import FakeVLLM
 
 
 def make(fake: FakeVLLM, **kwargs: Any) -> GuardClient:

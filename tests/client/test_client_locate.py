@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from guard_client import GuardMode, Safety, explain
+from guard_client.testing import FakeVLLM
 from tests.client.conftest import MakeGuard
-from tests.fake_vllm import FakeVLLM
 
 MARKER = "ZQX-forbidden"
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from guard_client import AsyncGuardClient, GuardConnectionError, GuardTimeoutError
-from tests.fake_vllm import FakeVLLM, served_over_http
+from guard_client.testing import FakeVLLM, served_over_http
 
 
 @pytest.fixture

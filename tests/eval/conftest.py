@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from guard_client import AsyncGuardClient
-from tests.fake_vllm import marked_fake
+from guard_client.testing import marked_fake
 
 STANDIN_ROOT = "/models/qwen3guard-gen-standin-random-tiny-abc"
 REAL_ROOT = "/models/Qwen3Guard-Gen-0.6B"

@@ -1,4 +1,4 @@
-"""The chat proxy's test fixtures: the scripted main LLM (loadtest/fake_llm.py) and a gateway in front of
+"""The chat proxy's test fixtures: the scripted main LLM (guard_gateway.testing) and a gateway in front of
 it and the fake guard; helpers that read what a streaming client received."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from loadtest.fake_llm import FakeUpstream
+from guard_gateway.testing import FakeUpstream
 
 
 def sse_events(text: str) -> list[Any]:

@@ -1,4 +1,4 @@
-"""A gateway app in process, in front of the fake vLLM of tests/fake_vllm.py."""
+"""A gateway app in process, in front of the fake vLLM of guard_client.testing."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from guard_client.testing import FakeVLLM
 from guard_gateway import create_app, load_config
-from tests.fake_vllm import FakeVLLM
 
 GatewayFactory = Callable[..., TestClient]
 

@@ -7,8 +7,8 @@ import asyncio
 
 import httpx
 
+from guard_client.testing import FakeVLLM
 from guard_gateway import create_app, load_config
-from tests.fake_vllm import FakeVLLM
 
 
 def test_past_the_limit_429_with_retry_after_and_the_slot_frees_when_a_request_ends() -> None:

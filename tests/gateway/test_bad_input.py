@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.fake_vllm import FakeVLLM
+from guard_client.testing import FakeVLLM
 from tests.gateway.conftest import GatewayFactory
 
 

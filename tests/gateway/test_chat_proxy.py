@@ -12,10 +12,10 @@ import openai
 import pytest
 from fastapi.testclient import TestClient
 
+from guard_client.testing import FakeVLLM
 from guard_gateway.chat.upstream import Upstream, UpstreamError, UpstreamTimeout
 from guard_gateway.config import UpstreamSettings
-from loadtest.fake_llm import FakeUpstream
-from tests.fake_vllm import FakeVLLM
+from guard_gateway.testing import FakeUpstream
 from tests.gateway.chat_fakes import ChatFactory
 from tests.gateway.conftest import metric
 

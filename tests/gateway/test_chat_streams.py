@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 from openai.types.chat import ChatCompletionChunk
 
+from guard_client.testing import FakeVLLM
 from guard_gateway import create_app, load_config
-from loadtest.fake_llm import FakeUpstream
-from tests.fake_vllm import FakeVLLM
+from guard_gateway.testing import FakeUpstream
 from tests.gateway.chat_fakes import ChatFactory, sse_events, streamed_text
 from tests.gateway.test_chat_proxy import SAFE, UNSAFE
 

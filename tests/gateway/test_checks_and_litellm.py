@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.fake_vllm import FakeVLLM
+from guard_client.testing import FakeVLLM
 from tests.gateway.conftest import GatewayFactory
 
 LITELLM = "/beta/litellm_basic_guardrail_api"

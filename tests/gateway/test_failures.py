@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 from fastapi.testclient import TestClient
 
-from tests.fake_vllm import FakeVLLM
+from guard_client.testing import FakeVLLM
 from tests.gateway.conftest import GatewayFactory, metric
 
 

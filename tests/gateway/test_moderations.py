@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from openai.types import ModerationCreateResponse
 
 from guard_client import OPENAI_CATEGORIES
-from tests.fake_vllm import FakeVLLM
+from guard_client.testing import FakeVLLM
 from tests.gateway.conftest import GatewayFactory, chat_calls
 
 

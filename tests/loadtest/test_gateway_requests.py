@@ -6,6 +6,7 @@ import json
 import random
 
 import pytest
+from openai.types.moderation import Categories
 
 from loadtest.gateway_requests import (
     CHAT,
@@ -19,24 +20,8 @@ from loadtest.gateway_requests import (
 )
 from loadtest.summary import FORMAT_FAILURE
 
-CATEGORIES = dict.fromkeys(
-    [
-        "harassment",
-        "harassment/threatening",
-        "hate",
-        "hate/threatening",
-        "illicit",
-        "illicit/violent",
-        "self-harm",
-        "self-harm/instructions",
-        "self-harm/intent",
-        "sexual",
-        "sexual/minors",
-        "violence",
-        "violence/graphic",
-    ],
-    False,
-)
+# Every category the openai SDK's Moderation model requires, by its wire name.
+CATEGORIES = dict.fromkeys((field.alias or name for name, field in Categories.model_fields.items()), False)
 RESULT = {
     "flagged": False,
     "categories": CATEGORIES,

@@ -1,5 +1,6 @@
 """`python -m loadtest run` with the gateway request types, seconds long, against a real gateway process in
-front of the instant fake guard (loadtest/client_overhead.py) and the fake main LLM (loadtest/fake_llm.py).
+front of the fake guard (guard_client.testing, answering Unsafe at once) and the fake main LLM
+(guard_gateway.testing).
 
 The fake guard flags everything, so the gateway's policy decides what the chat proxy does: `annotate` passes
 every answer (completions and streams are measured), `block` refuses every prompt (blocks are measured apart).
@@ -7,28 +8,24 @@ every answer (completions and streams are measured), `block` refuses every promp
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from deploy.launcher import GatewayServer, free_port
-from loadtest.bench_chat import asgi_upstream, serving
-from loadtest.client_overhead import instant_guard
-from loadtest.fake_llm import FakeUpstream
+from guard_client.testing import FakeVLLM, served_over_http
+from guard_gateway.testing import FakeUpstream
 from loadtest.summary import TTFT
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.loadtest.runner import run_loadtest
 
 
 @pytest.fixture(scope="module")
 def fakes() -> Iterator[tuple[str, str]]:
     upstream = FakeUpstream(answers=["Pasta is boiled in salted water until al dente."], token_interval=0.001)
-    with instant_guard() as guard_url, serving(asgi_upstream(upstream)) as upstream_url:
-        yield guard_url, upstream_url
+    guard = FakeVLLM(reply=lambda body: "Safety: Unsafe\nCategories: Violent")
+    with served_over_http(guard, process=True) as guard_url, served_over_http(upstream) as upstream_url:
+        yield guard_url, upstream_url + "/v1"
 
 
 def run_through_gateway(tmp_path: Path, fakes: tuple[str, str], action: str) -> dict:
@@ -38,23 +35,15 @@ def run_through_gateway(tmp_path: Path, fakes: tuple[str, str], action: str) -> 
         f"upstream:\n  url: {upstream_url}\nlogging:\n  access_log: false\n"
         f"policy:\n  prompt:\n    default: {action}\n  response:\n    default: {action}\n"
     )
-    out = tmp_path / "out"
     with GatewayServer(guard_url, port=free_port(), host="127.0.0.1", config=str(config)) as gateway:
-        completed = subprocess.run(
-            [
-                *(sys.executable, "-m", "loadtest", "run", "--url", guard_url, "--out", str(out)),
-                *("--steps", "2", "--step-seconds", "4", "--response-share", "0", "--stream-share", "0"),
-                *("--gateway-url", gateway.url, "--gateway-moderation-share", "0.3", "--gateway-chat-share", "0.5"),
-            ],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
+        code, summary = run_loadtest(
+            tmp_path / "out",
+            guard_url,
+            *("--steps", "2", "--step-seconds", "4", "--response-share", "0", "--stream-share", "0"),
+            *("--gateway-url", gateway.url, "--gateway-moderation-share", "0.3", "--gateway-chat-share", "0.5"),
             timeout=120,
-            check=False,
         )
-    assert (out / "summary.json").is_file(), completed.stderr[-3000:]
-    summary: dict = json.loads((out / "summary.json").read_text())
-    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+    assert code == 0
     return summary
 
 

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
+from bench.corpus import GuardItem, load_corpus
 from guard_client import MAX_TOKENS, MAX_TOKENS_CONSTRAINED, GuardMode, verdict_regex
-from loadtest.corpus import GuardItem, load_corpus
 from loadtest.mix import CheckMix, check_name, parse_steps
 
 

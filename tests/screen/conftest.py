@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from guard_client import AsyncGuardClient, GuardMode, ServerInfo, Verdict, parse_verdict
-from tests.fake_vllm import FakeVLLM, marked_fake, marked_reply
+from guard_client.testing import FakeVLLM, marked_fake, marked_reply
 
 
 def fake_guard(**kwargs: Any) -> FakeVLLM:

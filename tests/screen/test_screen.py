@@ -17,9 +17,9 @@ import pytest
 
 from guard_client import AsyncGuardClient
 from guard_client.batch import ResumableRun, RunManifest
+from guard_client.testing import FakeVLLM
 from guard_screen import screen_command
 from tests.conftest import REPO
-from tests.fake_vllm import FakeVLLM
 from tests.screen.conftest import InstantGuard, fake_client, fake_guard
 
 

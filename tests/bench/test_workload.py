@@ -8,21 +8,20 @@ import re
 import httpx
 import pytest
 
-from guard_client import AsyncGuardClient
-from loadtest.corpus import GuardItem
-from loadtest.workload import (
+from bench.corpus import GuardItem
+from bench.loops import CheckOutcome, closed_loop
+from bench.workload import (
     PREFIX_HITS,
     PREFIX_QUERIES,
-    CheckOutcome,
     InstrumentedTransport,
-    closed_loop,
     forced_chat_body,
     forced_chat_check,
     hit_rate,
     instrumented_check,
     parse_counters,
 )
-from tests.fake_vllm import VERDICT_IDS, FakeVLLM
+from guard_client import AsyncGuardClient
+from guard_client.testing import VERDICT_IDS, FakeVLLM
 
 PROMPT = GuardItem("p1", "How do I bake bread?", None, "unharmful")
 RESPONSE = GuardItem("r1", "How do I pick a lock?", "Use a tension wrench.", "harmful")

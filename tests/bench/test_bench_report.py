@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from loadtest.__main__ import bench_config, build_parser
-from loadtest.bench import (
-    ARM_SPECS,
-    ARMS,
-    BASELINE,
-    Arm,
+from bench.arms import ARM_SPECS, ARMS, BASELINE, Arm, arm_label
+from bench.flops import check_flops, guard_model_shape
+from bench.machine import machine_limit
+from bench.side_by_side import (
+    BenchConfig,
+    add_arguments,
     annotate_flops,
-    arm_label,
+    bench_config,
     decode_share_summary,
     headline,
-    machine_limit,
     verdict_first_vs_full,
+    write_results,
 )
-from loadtest.flops import check_flops, guard_model_shape
-from loadtest.report import bench_markdown, bench_plot
+from bench.side_by_side_report import bench_markdown
+
+
+def cli(*argv: str) -> BenchConfig:
+    """The configuration `python -m bench side-by-side ARGV` runs with."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return bench_config(parser.parse_args(argv))
+
 
 #: A measured limit of 2000 GFLOP/s, from the measurement after the arms (the better one).
 LIMIT = machine_limit(
@@ -169,8 +177,10 @@ def test_verdict_first_is_compared_with_full_generation_on_the_same_server() -> 
     }
 
 
-def test_markdown_report_states_the_stand_in_and_the_ratios() -> None:
-    text = bench_markdown(result(), plot_name="plot.png")
+def test_markdown_report_states_the_stand_in_and_the_ratios(tmp_path: Path) -> None:
+    write_results(result(), tmp_path)
+    text = (tmp_path / "bench.md").read_text()
+    assert text.startswith("# Guard benchmark: where the throughput comes from\n\nMeasured by `make bench` on 2 CPU")
     assert "> **STAND-IN NOTE**" in text
     tuned = check_flops(guard_model_shape(), 330, 330 * 0.55, 9) * 2.0 / 2000e9
     assert f"| this project's serving profile | prompt | 16 | 2.00 | 4.0× | {tuned:.1%} |" in text
@@ -178,7 +188,7 @@ def test_markdown_report_states_the_stand_in_and_the_ratios() -> None:
     assert "**2000 GFLOP/s (bf16 matrix products, 2 CPU threads)**" in text
     assert "torch.matmul 512×1024×3072 2000" in text
     assert "| prompt | 16 | 4.50 | 2.00 | 2.2× |" in text
-    assert "![checks/s against checks in flight](plot.png)" in text
+    assert "(bench.png)" in text
     assert "55%" in text and "62%" in text
 
 
@@ -187,14 +197,14 @@ def test_a_report_from_before_the_flop_columns_still_renders(tmp_path: Path) -> 
     text = bench_markdown(old)
     assert "| this project's serving profile | prompt | 16 | 2.00 | 4.0× | – | – | – |" in text
     assert "GFLOP/s (bf16" not in text
-    bench_plot(old, tmp_path / "old.png")
-    assert (tmp_path / "old.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    write_results(old, tmp_path)
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("with_share", [False, True])
 def test_plot_is_written_as_png(tmp_path: Path, with_share: bool) -> None:
     path = tmp_path / "bench.png"
-    bench_plot(result(decode_share() if with_share else None), path)
+    write_results(result(decode_share() if with_share else None), tmp_path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -208,20 +218,18 @@ def test_every_arm_has_one_row_in_the_table_and_one_baseline() -> None:
 
 
 def test_the_cli_offers_the_arms_of_the_table() -> None:
-    config = bench_config(build_parser().parse_args(["bench", "--arms", "tuned", "verdict-first"]))
+    config = cli("--arms", "tuned", "verdict-first")
     assert config.arms == (Arm.TUNED, Arm.VERDICT_FIRST)
-    assert bench_config(build_parser().parse_args(["bench"])).arms == ARMS
+    assert cli().arms == ARMS
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["bench", "--arms", "no-such-arm"])
+        cli("--arms", "no-such-arm")
 
 
 def test_the_headline_concurrency_is_always_part_of_the_sweep() -> None:
-    config = bench_config(
-        build_parser().parse_args(["bench", "--sweep", "1,4", "--concurrency", "8", "--profile", "cpu"])
-    )
+    config = cli("--sweep", "1,4", "--concurrency", "8", "--profile", "cpu")
     assert config.sweep == (1, 4, 8) and config.concurrency == 8
     assert config.model == "standin:full"
-    config = bench_config(build_parser().parse_args(["bench", "--server-env", "A=1", "--server-env", "B=x=y"]))
+    config = cli("--server-env", "A=1", "--server-env", "B=x=y")
     assert config.server_env == {"A": "1", "B": "x=y"}
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["bench", "--sweep", "0,4"])
+        cli("--sweep", "0,4")

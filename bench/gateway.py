@@ -5,9 +5,9 @@
     p50/p99 latency at a fixed rate and the most single-input requests/s one worker sustains; (c) the cache at
     0%, 30% and 90% repeated inputs against the vLLM server.
 
-    python -m loadtest.bench_gateway [--guard-url URL | --variant full|tiny] [--requests N] [--arms a,b,c]
+    python -m bench gateway [--guard-url URL | --variant full|tiny] [--requests N] [--arms a,b,c]
 
-Writes bench_gateway.json, .md and .png to --out.
+Writes bench_gateway.json, .md and .png to --out (default bench/reports).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import platform
 import random
 import statistics
 import tempfile
@@ -31,53 +30,21 @@ import aiohttp
 import psutil
 from yarl import URL
 
+from bench.client import instant_guard
+from bench.corpus import prompt_texts
+from bench.loops import closed_loop, open_loop
+from bench.report import Report
 from deploy.launcher import GatewayServer, GuardServer, free_port
 from deploy.profiles import load_profile
-from guard_client import AsyncGuardClient
-from loadtest.client_overhead import _load_prompts, instant_guard
+from guard_client import AsyncGuardClient, percentile
 
+REPORT = Report("bench_gateway", "Gateway benchmark", "make bench-gateway", (12, 3.8))
 TARGETS = {"a_ratio": 0.95, "b_added_p50_ms": 2.0, "b_added_p99_ms": 10.0, "b_max_rps": 1000.0}
 CACHE_TARGETS = {30: 1.3, 90: 5.0}
 #: Closed-loop trials of (b)'s requests/s; the median is the result, every trial is in the JSON and the table.
 RPS_TRIALS = 3
 #: (a) alternates its two arms over this many rounds.
 A_ROUNDS = 4
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def closed_loop(call: Callable[[str], Awaitable[None]], items: list[str], concurrency: int) -> float:
-    """Requests/s with `concurrency` in flight."""
-    queue = iter(items)
-
-    async def worker() -> None:
-        for item in queue:
-            await call(item)
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return len(items) / (time.perf_counter() - start)
-
-
-async def open_loop(call: Callable[[str], Awaitable[None]], items: list[str], rate: float) -> list[float]:
-    """Latencies (ms) of requests sent at a fixed rate, whatever the answers' pace."""
-    latencies: list[float] = []
-
-    async def one(item: str) -> None:
-        start = time.perf_counter()
-        await call(item)
-        latencies.append((time.perf_counter() - start) * 1000)
-
-    tasks = []
-    begin = time.perf_counter()
-    for index, item in enumerate(items):
-        await asyncio.sleep(max(0.0, begin + index / rate - time.perf_counter()))
-        tasks.append(asyncio.create_task(one(item)))
-    await asyncio.gather(*tasks)
-    return latencies
 
 
 class GatewayHTTP:
@@ -124,6 +91,14 @@ def guard_call(guard: AsyncGuardClient, **options: Any) -> Callable[[str], Await
     return call
 
 
+async def _rate(call: Callable[[str], Awaitable[None]], items: list[str], concurrency: int) -> float:
+    """Requests/s of a closed loop with `concurrency` in flight; a failed request fails the benchmark."""
+    run = await closed_loop(items, call, concurrency)
+    if run.errors:
+        raise RuntimeError(f"{len(run.errors)} of {len(items)} requests failed, the first: {run.errors[0]}")
+    return run.checks_per_s
+
+
 def repeated(prompts: list[str], count: int, share: float, seed: int = 0) -> list[str]:
     """`count` inputs of which `share` repeat one already seen (a fresh prompt otherwise)."""
     rng = random.Random(seed)
@@ -161,12 +136,12 @@ def arm_overhead(prompts: list[str], requests: int, rate: float) -> dict[str, An
                 # Side by side: both open loops at the same time, so both see the same machine (a shared one
                 # changes speed over minutes) and the gateway gets `rate` requests/s.
                 direct, through = await asyncio.gather(
-                    open_loop(guard_call(guard), items, rate), open_loop(moderation_call(http, url), items, rate)
+                    open_loop(items, guard_call(guard), rate), open_loop(items, moderation_call(http, url), rate)
                 )
                 # CPU seconds per request, of the gateway and of this load generator: on a shared machine
                 # the request rate says how much CPU the worker got, this says what it needs.
                 gateway_cpu, own_cpu = _cpu(gateway_process), time.process_time()
-                trials = [await closed_loop(moderation_call(http, url), items, 64) for _ in range(RPS_TRIALS)]
+                trials = [await _rate(moderation_call(http, url), items, 64) for _ in range(RPS_TRIALS)]
                 gateway_cpu, own_cpu = _cpu(gateway_process) - gateway_cpu, time.process_time() - own_cpu
             done = len(items) * RPS_TRIALS
             return {
@@ -182,9 +157,9 @@ def arm_overhead(prompts: list[str], requests: int, rate: float) -> dict[str, An
         "rate": rate,
         "requests": requests,
         "direct_p50_ms": statistics.median(raw["direct_ms"]),
-        "direct_p99_ms": percentile(raw["direct_ms"], 0.99),
+        "direct_p99_ms": percentile(raw["direct_ms"], 99),
         "gateway_p50_ms": statistics.median(raw["gateway_ms"]),
-        "gateway_p99_ms": percentile(raw["gateway_ms"], 0.99),
+        "gateway_p99_ms": percentile(raw["gateway_ms"], 99),
         "max_rps": statistics.median(raw["max_rps_trials"]),
         "max_rps_trials": raw["max_rps_trials"],
         "gateway_cpu_ms_per_request": raw["gateway_cpu_ms_per_request"],
@@ -215,7 +190,7 @@ def arm_direct_vs_gateway(guard_url: str, prompts: list[str], requests: int, con
                     for arm in order:
                         start = next(slices)
                         items = [f"{p} #{arm}{round_}.{i}" for i, p in enumerate(prompts[start : start + per_round])]
-                        seconds[arm] += len(items) / await closed_loop(arms[arm], items, 16)
+                        seconds[arm] += len(items) / await _rate(arms[arm], items, 16)
                         checked[arm] += len(items)
             return checked["direct"] / seconds["direct"], checked["gateway"] / seconds["gateway"]
 
@@ -232,7 +207,7 @@ def arm_cache(guard_url: str, prompts: list[str], requests: int, constrain: bool
 
             async def run(items: list[str] = items, url: str = url) -> float:
                 async with GatewayHTTP(120) as http:
-                    return await closed_loop(moderation_call(http, url), items, 16)
+                    return await _rate(moderation_call(http, url), items, 16)
 
             rates[str(share)] = asyncio.run(run())
     return {"checks_per_s": rates, "speedup": {k: v / rates["0"] for k, v in rates.items()}}
@@ -309,27 +284,16 @@ def summarize(result: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]
 
 
 def markdown(result: dict[str, Any]) -> str:
+    """The report's body: one row per measure, with its target and whether it was met."""
     mark = {True: "met", False: "**missed**", None: ""}
     table = "| measure | result | target | |\n|---|---|---|---|\n" + "".join(
         f"| {m} | {r} | {t} | {mark[ok]} |\n" for m, r, t, ok in summarize(result)
     )
-    return (
-        f"# Gateway benchmark\n\nMeasured by `make bench-gateway` on {result['machine']}; guard: {result['guard']}.\n\n"
-        + table
-        + "\n![gateway benchmark](bench_gateway.png)\n"
-    )
+    return f"Guard: {result['guard']}.\n\n" + table
 
 
-def write_report(result: dict[str, Any], out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_gateway.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "bench_gateway.md").write_text(markdown(result))
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
+def draw(result: dict[str, Any], fig: Any) -> None:
+    axes = fig.subplots(1, 3)
     if result.get("a"):
         a = result["a"]
         axes[0].bar(["direct", "gateway"], [a["direct_checks_per_s"], a["gateway_checks_per_s"]])
@@ -344,26 +308,26 @@ def write_report(result: dict[str, Any], out: Path) -> None:
         c = result["c"]
         axes[2].bar([f"{k}%" for k in c["checks_per_s"]], list(c["checks_per_s"].values()))
         axes[2].set_title("(c) checks/s by share of repeats")
-    fig.tight_layout()
-    fig.savefig(out / "bench_gateway.png", dpi=110)
-    plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.bench_gateway", description=__doc__.split("\n\n")[0])
+def write_gateway_report(result: dict[str, Any], out: Path) -> list[Path]:
+    return REPORT.write(out, result, markdown(result), lambda fig: draw(result, fig))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--guard-url", help="an existing guard server (else the stand-in is started on the CPU)")
     parser.add_argument("--variant", choices=["full", "tiny"], default="full", help="the stand-in to start")
     parser.add_argument("--requests", type=int, default=256, help="requests per measurement against the guard")
     parser.add_argument("--overhead-requests", type=int, default=4000)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--arms", default="a,b,c")
-    parser.add_argument("--out", type=Path, default=Path("loadtest/reports"))
-    args = parser.parse_args(argv)
+    parser.add_argument("--out", type=Path, default=Path("bench/reports"))
+
+
+def run(args: argparse.Namespace) -> int:
     arms = set(args.arms.split(","))
-    prompts = _load_prompts(max(2 * args.requests, 1000))  # (a) checks each prompt once, in one arm
-    result: dict[str, Any] = {
-        "machine": f"{platform.machine()}, {multiprocessing.cpu_count()} cores, Python {platform.python_version()}"
-    }
+    prompts = prompt_texts(max(2 * args.requests, 1000))  # (a) checks each prompt once, in one arm
+    result: dict[str, Any] = {}
     if "b" in arms:
         result["b"] = arm_overhead(prompts, args.overhead_requests, args.rate)
     if arms & {"a", "c"}:
@@ -381,10 +345,6 @@ def main(argv: list[str] | None = None) -> int:
             if "c" in arms:
                 result["c"] = arm_cache(guard_url, prompts, args.requests, standin)
     result.setdefault("guard", "instant fake only")
-    write_report(result, args.out)
-    print(markdown(result))
+    paths = write_gateway_report(result, args.out)
+    print(paths[1].read_text())
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

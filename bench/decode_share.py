@@ -6,7 +6,7 @@ baseline of `make bench`), in batches writing the full 9-token answer, and in ba
 the verdict token (what the client's verdict-first path asks of the server). The ratio of the last
 two is the most verdict-first can save on that accelerator.
 
-    python -m loadtest.gpu_decode_share --model-dir DIR --prompts FILE.jsonl --out DIR
+    python -m bench decode-share --model-dir DIR --prompts FILE.jsonl --out DIR
 
 DIR holds a stand-in's config.json and tokenizer files (`python -m deploy standin --variant full`);
 the weights are drawn at random here, so the directory can travel without them.
@@ -20,6 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.report import Report
+
+REPORT = Report(
+    "gpu_decode_share", "Where a guard check's time goes (transformers)", "python -m bench decode-share", (6, 3.5)
+)
 ANSWER_TOKENS = 9  # what the real model writes in prompt mode, then <|im_end|>
 
 
@@ -34,8 +39,7 @@ def _timed(fn: Any, repeats: int, sync: Any) -> float:
     return best
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.gpu_decode_share", description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-dir", type=Path, required=True)
     parser.add_argument("--prompts", type=Path, required=True, help="JSONL with a 'prompt' field per line")
     parser.add_argument("--count", type=int, default=64)
@@ -43,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--device", default="cuda")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
 
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -99,11 +105,30 @@ def main(argv: list[str] | None = None) -> int:
     result["batched_full_vs_baseline"] = (
         result["batched_full_answer_checks_per_s"] / result["baseline_one_at_a_time_checks_per_s"]
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gpu_decode_share.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    paths = REPORT.write(args.out, result, _markdown(result), lambda fig: _draw(result, fig))
+    print(paths[1].read_text())
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+_RATES = (
+    ("baseline_one_at_a_time_checks_per_s", "one at a time, 9 tokens"),
+    ("batched_full_answer_checks_per_s", "batched, 9 tokens"),
+    ("batched_verdict_token_checks_per_s", "batched, verdict token"),
+)
+
+
+def _markdown(result: dict[str, Any]) -> str:
+    rows = "".join(f"| {label} | {result[key]:.1f} |\n" for key, label in _RATES if key in result)
+    return (
+        "| way | checks/s |\n|---|--:|\n"
+        + rows
+        + f"\nVerdict-first against the full answer: {result['verdict_first_vs_full']:.2f}x; batched against one "
+        f"at a time: {result['batched_full_vs_baseline']:.2f}x. Random weights: throughput is real, verdicts are not."
+    )
+
+
+def _draw(result: dict[str, Any], fig: Any) -> None:
+    axis = fig.subplots()
+    shown = [(label, result[key]) for key, label in _RATES if key in result]
+    axis.barh([label for label, _ in shown], [value for _, value in shown])
+    axis.set_xlabel("checks/s")

@@ -6,14 +6,14 @@ import argparse
 import json
 from pathlib import Path
 
-from loadtest import locate_bench
+from bench import locate
 
 
 def test_locate_bench_writes_json_markdown_and_plot(tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
-    locate_bench.add_arguments(parser)
+    locate.add_arguments(parser)
     args = parser.parse_args(["--items", "3", "--paragraphs", "1,8", "--latency-ms", "1", "--out", str(tmp_path)])
-    code = locate_bench.run(args)
+    code = locate.run(args)
     assert code == 0
     result = json.loads((tmp_path / "locate.json").read_text())
     rows = {r["paragraphs"]: r for r in result["rows"]}

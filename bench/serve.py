@@ -1,4 +1,4 @@
-"""`python -m loadtest bench-serve`: start-up time and checks/s of 32 guard prompts, 16 in flight.
+"""`python -m bench serve` (`make bench-serve`): start-up time and checks/s of 32 guard prompts, 16 in flight.
 
 A quick serving check of one profile (cpu without a GPU, gpu with one) on the full-size stand-in
 (or `--model`). Two runs over the same 32 prompts: the project's client as a caller would use it
@@ -10,8 +10,8 @@ not find the first run's prompts cached.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,20 +19,20 @@ from typing import Any
 
 import httpx
 
-from guard_client import GuardMode
-from loadtest.corpus import DEFAULT_SAMPLE, TOXICCHAT, GuardItem, load_jsonl, sample, split_by_mode
-from loadtest.workload import (
+from bench.corpus import DEFAULT_SAMPLE, TOXICCHAT, GuardItem, load_jsonl, sample, split_by_mode
+from bench.loops import CheckOutcome, RunResult, closed_loop
+from bench.report import Report
+from bench.workload import (
     HTTP_TIMEOUT,
     REAL_OUTPUT_TOKENS,
-    CheckOutcome,
     InstrumentedTransport,
     RssSampler,
-    RunResult,
-    closed_loop,
     forced_chat_check,
     instrumented_check,
 )
+from guard_client import GuardMode
 
+REPORT = Report("bench-serve", "Guard server: start-up and checks/s", "make bench-serve", (5, 3.5))
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -49,8 +49,8 @@ def prompts(count: int, seed: int) -> tuple[list[GuardItem], GuardItem, str]:
 async def _measure(
     url: str, items: list[GuardItem], warmup: GuardItem, concurrency: int, standin: bool
 ) -> dict[str, Any]:
+    from bench.side_by_side import ServerSession, Workload
     from guard_client import AsyncGuardClient
-    from loadtest.bench import ServerSession, Workload
 
     tokens = REAL_OUTPUT_TOKENS["prompt"]
     session = ServerSession(url, Workload({"prompt": items}, {"prompt": [warmup]}, {}), standin)
@@ -122,23 +122,49 @@ def run_serve_bench(
 
 
 def format_serve_bench(result: dict[str, Any]) -> str:
-    lines = [f"start-up: {result['startup_s']:.1f} s ({result['profile']} profile, {Path(result['model']).name})"]
+    """The report's body: start-up, then one row per run."""
+    lines = [
+        f"Start-up: {result['startup_s']:.1f} s ({result['profile']} profile, `{Path(result['model']).name}`); "
+        f"peak RSS of the server {result['peak_rss_gib']:.1f} GiB.",
+        "",
+        "| run | checks/s | prompts | in flight | p50 s | p95 s | output tokens/check | prefix-cache hits | errors |"
+        " what was sent |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+    ]
     for key in ("client", "forced"):
         run = result[key]
         lines.append(
-            f"{key:>7}: {run['checks_per_s']:.2f} checks/s ({run['items']} prompts, {run['concurrency']} in flight; "
-            f"p50 {run['latency_p50_s']:.2f} s, p95 {run['latency_p95_s']:.2f} s; {run['mean_output_tokens']:.1f} "
-            f"output tokens/check; prefix-cache hits {run['prefix_cache_hit_rate']}; errors {run['errors']}) "
-            f"- {run['sent']}"
+            f"| {key} | {run['checks_per_s']:.2f} | {run['items']} | {run['concurrency']} | "
+            f"{run['latency_p50_s']:.2f} | {run['latency_p95_s']:.2f} | {run['mean_output_tokens']:.1f} | "
+            f"{run['prefix_cache_hit_rate']} | {run['errors']} | {run['sent']} |"
         )
-    lines.append(f"peak RSS of the server: {result['peak_rss_gib']:.1f} GiB")
     if result.get("note"):
-        lines.append(f"NOTE: {result['note']}")
+        lines += ["", f"> **{result['note']}**"]
     return "\n".join(lines)
 
 
-def write_serve_bench(result: dict[str, Any], out: Path | None) -> Path:
-    path = out or RESULTS_DIR / f"bench-serve-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    return path
+def write_serve_bench(result: dict[str, Any], out: Path | None) -> list[Path]:
+    def draw(fig: Any) -> None:
+        axis = fig.subplots()
+        axis.bar(["client", "forced"], [result["client"]["checks_per_s"], result["forced"]["checks_per_s"]])
+        axis.set_ylabel(f"checks/s, {result['concurrency']} in flight")
+
+    out = out or RESULTS_DIR / f"serve-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+    return REPORT.write(out, result, format_serve_bench(result), draw)
+
+
+def add_arguments(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument("--model", help="default: standin:full on the CPU, the profile's model on a GPU")
+    serve.add_argument("--profile", help="default: gpu with a GPU, else cpu")
+    serve.add_argument("--prompts", type=int, default=32)
+    serve.add_argument("--concurrency", type=int, default=16)
+    serve.add_argument("--seed", type=int, default=0)
+    serve.add_argument("--out", type=Path, help="report directory (default: bench/results/serve-<timestamp>)")
+
+
+def run(args: argparse.Namespace) -> int:
+    result = run_serve_bench(args.model, args.profile, args.prompts, args.concurrency, args.seed)
+    paths = write_serve_bench(result, args.out)
+    print(paths[1].read_text())
+    print(f"written: {paths[0].parent}")
+    return 0

@@ -1,11 +1,15 @@
-"""The benchmark's markdown table and its plot (throughput against checks in flight)."""
+"""The side-by-side benchmark's markdown body and its plot (throughput against checks in flight), written
+under the common header by `bench.report.Report`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from loadtest.bench import BASELINE, arm_label
+from bench.arms import BASELINE, arm_label
+from bench.report import Report
+
+REPORT = Report("bench", "Guard benchmark: where the throughput comes from", "make bench", (15, 4.6))
 
 
 def _fmt(value: Any, spec: str = ".2f", none: str = "–") -> str:
@@ -29,20 +33,9 @@ def _limit_text(result: dict[str, Any]) -> str | None:
     return f"{limit['limit_gflop_per_s']:.0f} GFLOP/s (bf16 matrix products, {kernel}{where})"
 
 
-def bench_markdown(result: dict[str, Any], plot_name: str = "bench.png") -> str:
-    machine = result["machine"]
-    hardware = f"{machine.get('cpus')} CPU cores, {machine.get('memory_gib', '?')} GiB"
-    if machine.get("gpu"):
-        hardware += f", GPU: {machine.get('gpu_name') or 'yes'}"
-    else:
-        hardware += ", no GPU"
-    lines = [
-        "# Guard benchmark: where the throughput comes from",
-        "",
-        f"Measured {result['created']} on one machine ({hardware}; vLLM {machine.get('vllm')}, "
-        f"transformers {machine.get('transformers')}) by `make bench` in {result['wall_s'] / 60:.0f} min.",
-        "",
-    ]
+def bench_markdown(result: dict[str, Any]) -> str:
+    """The report's body (the writer adds the title, the command and the machine)."""
+    lines = [f"Run {result['created']}, {result['wall_s'] / 60:.0f} min.", ""]
     if result.get("note"):
         lines += [f"> **{result['note']}**", ""]
     lines += [
@@ -99,7 +92,7 @@ def bench_markdown(result: dict[str, Any], plot_name: str = "bench.png") -> str:
             f"the arms (GFLOP/s by kernel and shape, rows×inner×columns: {measured}). "
             '"Of the bf16 limit" is FLOPs per check × checks/s over that limit. FLOPs per check count the matrix '
             "products of the tokens the server computed: prompt tokens not served from the prefix cache, plus output "
-            "tokens, through every layer, attention over the whole context included (`loadtest/flops.py`). "
+            "tokens, through every layer, attention over the whole context included (`bench/flops.py`). "
             "Absolute checks/s move with the machine and with what else runs on it (twofold between machines "
             "of one kind); the ratios to the baseline and these fractions, measured in one run, are what carries "
             "over. On a shared machine the arms and the limit's measurements all compete with other work (the "
@@ -162,9 +155,7 @@ def bench_markdown(result: dict[str, Any], plot_name: str = "bench.png") -> str:
         ]
     lines += [
         "",
-        "## Throughput against checks in flight",
-        "",
-        f"![checks/s against checks in flight]({plot_name})",
+        "## Throughput against checks in flight (plot at the end)",
         "",
         "| arm | mode | in flight | checks | checks/s | of the bf16 limit | p50 s | p95 s | prefix-cache hits |",
         "|---|---|--:|--:|--:|--:|--:|--:|--:|",
@@ -216,18 +207,13 @@ def bench_markdown(result: dict[str, Any], plot_name: str = "bench.png") -> str:
     return "\n".join(lines) + "\n"
 
 
-def bench_plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def draw_bench(result: dict[str, Any], figure: Any) -> None:
     modes = ("prompt", "response")
     share = result.get("decode_share")
     limited = any(row.get("fraction_of_limit") is not None for row in result["headline"])
     panels = 2 + bool(share) + limited
-    figure, grid = plt.subplots(2, 2, figsize=(13, 8.4)) if panels > 2 else plt.subplots(1, 2, figsize=(11, 4.2))
-    axes = list(grid.flat)
+    figure.set_size_inches(*((13, 8.4) if panels > 2 else (11, 4.2)))
+    axes = list(figure.subplots(2, 2).flat) if panels > 2 else list(figure.subplots(1, 2).flat)
     for axis in axes[panels:]:
         axis.set_visible(False)
     for axis, mode in zip(axes, modes, strict=False):
@@ -255,13 +241,8 @@ def bench_plot(result: dict[str, Any], path: Path) -> None:
         _limit_bars(axes[2 + bool(share)], result)
     handles, labels = axes[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
-    title = "Guard checks/s against checks in flight"
     if result.get("standin"):
-        title += " (random-weight stand-in: verdicts meaningless)"
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout(rect=(0, 0.07 if panels > 2 else 0.1, 1, 0.95))
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+        figure.text(0.5, 0.005, "random-weight stand-in: verdicts meaningless", ha="center", fontsize=8)
 
 
 def _decode_share_bars(axis: Any, share: dict[str, Any]) -> None:

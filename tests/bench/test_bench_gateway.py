@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from loadtest.bench_gateway import markdown, percentile, repeated, summarize, write_report
+from bench.gateway import markdown, repeated, summarize, write_gateway_report
 
 RESULT = {
     "machine": "test",
@@ -36,7 +36,7 @@ def test_rows_compare_each_measure_with_its_target() -> None:
 
 
 def test_report_files(tmp_path: Path) -> None:
-    write_report(RESULT, tmp_path)
+    write_gateway_report(dict(RESULT), tmp_path)
     assert json.loads((tmp_path / "bench_gateway.json").read_text()) == RESULT
     assert "| (c) cache, 90% repeats | 60.0 checks/s (6.00x) |" in (tmp_path / "bench_gateway.md").read_text()
     assert (tmp_path / "bench_gateway.png").read_bytes()[:4] == b"\x89PNG"
@@ -47,7 +47,3 @@ def test_repeated_inputs_have_the_asked_share_of_repeats() -> None:
     share = 1 - len(set(items)) / len(items)
     assert 0.25 < share < 0.35
     assert len(set(repeated(["p"], 100, 0.0))) == 100
-
-
-def test_percentile() -> None:
-    assert percentile([float(i) for i in range(100)], 0.99) == 99.0

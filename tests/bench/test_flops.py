@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtest.flops import ModelShape, check_flops, guard_model_shape, matmul_shapes, measure_bf16_matmul, run_flops
+from bench.flops import ModelShape, check_flops, guard_model_shape, matmul_shapes, measure_bf16_matmul, run_flops
 
 #: Small enough to count every multiply by hand.
 TOY = ModelShape(hidden=2, intermediate=3, layers=1, heads=1, kv_heads=1, head_dim=2, vocab=5)

@@ -10,6 +10,7 @@ never copied into this repository. `sample_checks.jsonl` beside this file is the
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -93,3 +94,15 @@ def split_by_mode(items: Iterable[GuardItem]) -> dict[GuardMode, list[GuardItem]
     for item in items:
         by_mode[item.mode].append(item)
     return by_mode
+
+
+def prompt_texts(limit: int) -> list[str]:
+    """Up to `limit` ToxicChat prompts when the shared data is here, else as many generated everyday ones."""
+    prompts: list[str] = []
+    if TOXICCHAT.is_file():
+        with TOXICCHAT.open() as lines:
+            for line in lines:
+                prompts.append(json.loads(line)["prompt"])
+                if len(prompts) >= limit:
+                    break
+    return prompts or [f"sample prompt number {i} about an everyday topic" for i in range(limit)]

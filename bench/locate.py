@@ -1,7 +1,7 @@
 """What `locate` costs: extra checks and latency per flagged item, with and without it.
 
-    python -m loadtest locate-bench                               # an in-process fake guard
-    python -m loadtest locate-bench --url http://gpu-box:8000     # a real server (GUARD_API_KEY for a key)
+    python -m bench locate                               # an in-process fake guard (make bench-locate)
+    python -m bench locate --url http://gpu-box:8000     # a real server (GUARD_API_KEY for a key)
 
 Each item is a text of P paragraphs built from the project's own unharmful sample prompts, with one
 harmful sample prompt placed in a random paragraph. Without `--url` a fake guard flags exactly the
@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import platform
 import random
 import statistics
 import time
@@ -28,13 +26,16 @@ from typing import Any
 
 import httpx
 
+from bench.corpus import DEFAULT_SAMPLE, load_jsonl
+from bench.report import Report
 from guard_client import (
     AsyncGuardClient,
     Strictness,
     check_bound,
 )
-from loadtest.corpus import DEFAULT_SAMPLE, load_jsonl
+from guard_client.testing import FakeVLLM, with_latency
 
+REPORT = Report("locate", "Cost of locate", "make bench-locate", (9, 3.4))
 DEFAULT_PARAGRAPHS = (1, 4, 16, 64)
 _MODELS = {"data": [{"id": "qwen3guard", "root": "/models/fake-locate", "max_model_len": 32768}]}
 
@@ -55,22 +56,16 @@ def build_items(paragraphs: int, count: int, seed: int) -> list[tuple[str, str]]
     return items
 
 
-def fake_transport(harmful: set[str], latency_s: float) -> httpx.AsyncBaseTransport:
-    """A guard that flags exactly the texts holding one of `harmful`, answering after `latency_s`."""
+def fake_guard(harmful: set[str]) -> FakeVLLM:
+    """A guard that flags exactly the texts holding one of `harmful` (wrap it in `with_latency` for its time)."""
 
-    async def handle(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/v1/models":
-            return httpx.Response(200, json=_MODELS)
-        await asyncio.sleep(latency_s)
-        text = json.loads(request.content)["messages"][-1]["content"]
-        answer = (
-            "Safety: Unsafe\nCategories: Non-violent Illegal Acts"
-            if any(h in text for h in harmful)
-            else ("Safety: Safe\nCategories: None")
-        )
-        return httpx.Response(200, json={"choices": [{"message": {"content": answer}, "finish_reason": "stop"}]})
+    def reply(body: dict[str, Any]) -> str:
+        text = body["messages"][-1]["content"]
+        if any(h in text for h in harmful):
+            return "Safety: Unsafe\nCategories: Non-violent Illegal Acts"
+        return "Safety: Safe\nCategories: None"
 
-    return httpx.MockTransport(handle)
+    return FakeVLLM(reply=reply, max_model_len=32768, root="/models/fake-locate")
 
 
 async def measure(guard: AsyncGuardClient, items: Sequence[tuple[str, str]], strictness: Strictness) -> dict[str, Any]:
@@ -120,14 +115,13 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         if args.url:
             guard = AsyncGuardClient(args.url, timeout=args.timeout)
         else:
-            transport = fake_transport({bad for _, bad in items}, args.latency_ms / 1000)
-            guard = AsyncGuardClient("http://fake-guard", transport=transport)
+            fake = with_latency(fake_guard({bad for _, bad in items}), args.latency_ms / 1000)
+            guard = AsyncGuardClient("http://fake-guard", transport=httpx.MockTransport(fake))
         async with guard:
             await guard.server_info()
             rows.append({"paragraphs": paragraphs, **(await measure(guard, items, strictness))})
     return {
         "guard": args.url or f"in-process fake guard, {args.latency_ms:g} ms per request, unlimited parallelism",
-        "machine": f"{platform.machine()}, Python {platform.python_version()}",
         "items_per_size": args.items,
         "strictness": strictness.value,
         "bound": "2*ceil(log2 P) + 2*ceil(log2 S) extra checks (P paragraphs, S most sentences in one)",
@@ -135,10 +129,7 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def write_report(result: dict[str, Any], out: Path) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "locate.json", out / "locate.md", out / "locate.png"]
-    paths[0].write_text(json.dumps(result, indent=2) + "\n")
+def write_locate_report(result: dict[str, Any], out: Path) -> list[Path]:
     head = (
         "| paragraphs | flagged items | extra checks mean / max | bound max | p50 ms without | p50 ms with locate |"
         " span holds / is exactly the harmful prompt |\n|---|---|---|---|---|---|---|\n"
@@ -151,33 +142,28 @@ def write_report(result: dict[str, Any], out: Path) -> list[Path]:
         else f"| {r['paragraphs']} | 0 ({r['not_flagged']} not flagged) | - | - | - | - | - |\n"
         for r in result["rows"]
     )
-    paths[1].write_text(
-        f"# Cost of locate\n\nGuard: {result['guard']}; {result['items_per_size']} items per size, "
-        f"{result['strictness']} reading, on {result['machine']}. Bound: {result['bound']}.\n\n" + head + body
+    text = (
+        f"Guard: {result['guard']}; {result['items_per_size']} items per size, {result['strictness']} reading. "
+        f"Bound: {result['bound']}.\n\n" + head + body
     )
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def draw(fig: Any) -> None:
+        rows = [r for r in result["rows"] if r["flagged_items"]]
+        left, right = fig.subplots(1, 2)
+        sizes = [r["paragraphs"] for r in rows]
+        left.plot(sizes, [r["extra_checks_mean"] for r in rows], marker="o", label="extra checks (mean)")
+        left.plot(sizes, [r["bound_max"] for r in rows], linestyle="--", label="bound (max)")
+        left.set_xscale("log", base=2)
+        left.set_xlabel("paragraphs")
+        left.legend()
+        right.plot(sizes, [r["latency_ms_p50_without"] for r in rows], marker="o", label="check only")
+        right.plot(sizes, [r["latency_ms_p50_with"] for r in rows], marker="o", label="check + locate")
+        right.set_xscale("log", base=2)
+        right.set_xlabel("paragraphs")
+        right.set_ylabel("p50 latency per flagged item (ms)")
+        right.legend()
 
-    rows = [r for r in result["rows"] if r["flagged_items"]]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
-    sizes = [r["paragraphs"] for r in rows]
-    left.plot(sizes, [r["extra_checks_mean"] for r in rows], marker="o", label="extra checks (mean)")
-    left.plot(sizes, [r["bound_max"] for r in rows], linestyle="--", label="bound (max)")
-    left.set_xscale("log", base=2)
-    left.set_xlabel("paragraphs")
-    left.legend()
-    right.plot(sizes, [r["latency_ms_p50_without"] for r in rows], marker="o", label="check only")
-    right.plot(sizes, [r["latency_ms_p50_with"] for r in rows], marker="o", label="check + locate")
-    right.set_xscale("log", base=2)
-    right.set_xlabel("paragraphs")
-    right.set_ylabel("p50 latency per flagged item (ms)")
-    right.legend()
-    fig.tight_layout()
-    fig.savefig(paths[2], dpi=120)
-    plt.close(fig)
-    return paths
+    return REPORT.write(out, result, text, draw)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -188,10 +174,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-ms", type=float, default=20.0, help="the fake guard's time per request")
     parser.add_argument("--strictness", choices=[s.value for s in Strictness], default=Strictness.STRICT.value)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("loadtest/reports"))
+    parser.add_argument("--out", type=Path, default=Path("bench/reports"))
 
 
 def run(args: argparse.Namespace) -> int:
-    paths = write_report(asyncio.run(run_bench(args)), args.out)
+    paths = write_locate_report(asyncio.run(run_bench(args)), args.out)
     print(paths[1].read_text())
     return 0

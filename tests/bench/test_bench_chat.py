@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from loadtest.bench_chat import _has_content, write_report
+from bench.gateway_chat import _has_content, write_chat_report
 
 
 def _whole(output_ms: float, added: float, output_check: float) -> dict[str, Any]:
@@ -55,7 +55,7 @@ def _result(first_token: float, relay_first_token: float) -> dict[str, Any]:
 
 
 def test_whole_answer_rows_subtract_one_measured_output_check(tmp_path: Path) -> None:
-    write_report(_result(66.0, 25.0), tmp_path)
+    write_chat_report(_result(66.0, 25.0), tmp_path)
     table = [line for line in (tmp_path / "bench_chat.md").read_text().splitlines() if line.startswith("| 40 |")]
     assert table[0].endswith("| 42.0 | 4.0 | <= 5 | met |")
     assert table[1].endswith("| 1.5 | 6.0 | <= 5 | **missed** |")
@@ -64,14 +64,14 @@ def test_whole_answer_rows_subtract_one_measured_output_check(tmp_path: Path) ->
 
 def test_the_first_token_is_read_beyond_the_relay_and_strictly(tmp_path: Path) -> None:
     # 46 ms added = 5 ms relay + 41 ms waiting: within one 42 ms check; strictly, over by 4 ms.
-    write_report(_result(66.0, 25.0), tmp_path)
+    write_chat_report(_result(66.0, 25.0), tmp_path)
     text = (tmp_path / "bench_chat.md").read_text()
     assert (
         "first token +46 ms = 5.0 ms relay + 41.0 ms waiting for the check, against one check of 42.0 ms (met)" in text
     )
     assert "+46.0 against 42.0 ms (over by 4.0 ms)" in text
     # A first token that waits longer than one check beyond the relay is missed.
-    write_report(_result(70.0, 25.0), tmp_path)
+    write_chat_report(_result(70.0, 25.0), tmp_path)
     assert (
         "45.0 ms waiting for the check, against one check of 42.0 ms (**missed**)"
         in (tmp_path / "bench_chat.md").read_text()
@@ -80,7 +80,7 @@ def test_the_first_token_is_read_beyond_the_relay_and_strictly(tmp_path: Path) -
 
 def test_report_files_carry_the_standin_arm(tmp_path: Path) -> None:
     result = _result(66.0, 25.0)
-    write_report(result, tmp_path)
+    write_chat_report(result, tmp_path)
     assert json.loads((tmp_path / "bench_chat.json").read_text()) == result
     text = (tmp_path / "bench_chat.md").read_text()
     assert "## (c) Streams from the tiny stand-in on the CPU: 64 tokens" in text

@@ -1,6 +1,10 @@
-"""A small scripted fake of an OpenAI-compatible main LLM (an httpx.MockTransport handler) for the chat
-proxy's tests and benchmark: whole answers and SSE streams, word by word, with delays, errors, a stream
-that dies, and a record of whether each request was cancelled or closed early."""
+"""Test double of the main LLM behind the chat proxy, public as httpx ships `MockTransport`: `FakeUpstream`, a
+scripted fake of an OpenAI-compatible chat completions server (an `httpx.MockTransport` handler): whole
+answers and SSE streams, word by word, with delays, errors, a stream that dies, and a record of whether each
+request was cancelled or closed early. `guard_client.testing.served_over_http` puts it behind a real socket.
+
+Imported on demand (`import guard_gateway` does not load it).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+__all__ = ["FakeUpstream"]
 
 
 @dataclass

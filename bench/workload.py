@@ -6,23 +6,21 @@ the number of items over the wall time from the first request sent to the last a
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import json
 import re
-import statistics
 import threading
-import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Unpack
 
 import httpx
 import psutil
 
-from guard_client import DEFAULT_MODEL, CheckOptions, percentile
-from loadtest.corpus import GuardItem
+from bench.corpus import GuardItem
+from bench.loops import CheckOutcome
+from guard_client import DEFAULT_MODEL, CheckOptions
 
 if TYPE_CHECKING:
     from guard_client import AsyncGuardClient
@@ -31,74 +29,6 @@ if TYPE_CHECKING:
 REAL_OUTPUT_TOKENS = {"prompt": 9, "response": 13}
 MODEL_NAME = DEFAULT_MODEL
 HTTP_TIMEOUT = 600.0
-
-
-@dataclass
-class CheckOutcome:
-    latency_s: float
-    prompt_tokens: int = 0
-    output_tokens: int = 0
-    requests: int = 1
-    error: str | None = None
-
-
-@dataclass
-class RunResult:
-    """What one closed-loop run measured."""
-
-    items: int
-    concurrency: int
-    wall_s: float
-    outcomes: list[CheckOutcome] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[str]:
-        return [o.error for o in self.outcomes if o.error]
-
-    @property
-    def checks_per_s(self) -> float:
-        return self.items / self.wall_s if self.wall_s > 0 else 0.0
-
-    def latency_percentile(self, q: float) -> float:
-        value = percentile([o.latency_s for o in self.outcomes if o.error is None], q)
-        return float("nan") if value is None else value
-
-    def to_json(self) -> dict[str, Any]:
-        ok = [o for o in self.outcomes if o.error is None]
-        return {
-            "items": self.items,
-            "concurrency": self.concurrency,
-            "wall_s": round(self.wall_s, 3),
-            "checks_per_s": round(self.checks_per_s, 3),
-            "latency_p50_s": round(self.latency_percentile(50), 3),
-            "latency_p95_s": round(self.latency_percentile(95), 3),
-            "errors": len(self.errors),
-            "first_error": self.errors[0] if self.errors else None,
-            "mean_prompt_tokens": round(statistics.fmean(o.prompt_tokens for o in ok), 1) if ok else 0.0,
-            "mean_output_tokens": round(statistics.fmean(o.output_tokens for o in ok), 2) if ok else 0.0,
-            "requests_per_check": round(statistics.fmean(o.requests for o in ok), 3) if ok else 0.0,
-        }
-
-
-async def closed_loop(
-    items: Sequence[GuardItem], check: Callable[[GuardItem], Awaitable[CheckOutcome]], concurrency: int
-) -> RunResult:
-    """Run `check` on every item with at most `concurrency` in flight; errors are kept per item."""
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(item: GuardItem) -> CheckOutcome:
-        async with gate:
-            started = time.perf_counter()
-            try:
-                outcome = await check(item)
-            except Exception as exc:  # one failed check must not end the run
-                return CheckOutcome(time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}"[:300])
-            outcome.latency_s = time.perf_counter() - started
-            return outcome
-
-    started = time.perf_counter()
-    outcomes = await asyncio.gather(*(one(item) for item in items))
-    return RunResult(len(items), concurrency, time.perf_counter() - started, list(outcomes))
 
 
 def _forced(output_tokens: int) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The baseline a user writes first: `transformers` `generate`, one check at a time, as in the model card.
 
-Runs in its own process (`python -m loadtest.baseline IN.json OUT.json`) so the benchmark can watch
+Runs in its own process (`python -m bench.baseline IN.json OUT.json`) so the benchmark can watch
 its memory and it never shares a process with vLLM. Output length is forced to exactly the number
 of tokens the real model writes (`min_new_tokens = max_new_tokens`), so a random-weight stand-in
 costs what the real model would.
@@ -66,7 +66,7 @@ def run_baseline(model_path: str, checks: list[dict[str, Any]], warmup: int = 1)
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
     if len(args) != 2:
-        print("usage: python -m loadtest.baseline IN.json OUT.json", file=sys.stderr)
+        print("usage: python -m bench.baseline IN.json OUT.json", file=sys.stderr)
         return 2
     spec = json.loads(Path(args[0]).read_text())
     result = run_baseline(spec["model"], spec["checks"], spec.get("warmup", 1))

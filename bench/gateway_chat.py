@@ -1,4 +1,5 @@
-"""Benchmark of the guarded chat proxy (`make bench-gateway`, chat part): what the rails add to a call.
+"""`python -m bench gateway-chat` (`make bench-gateway-chat`, part of `make bench-gateway`): what the guarded
+chat proxy's rails add to a call.
 
 (a) Whole answers: p50/p95 latency unguarded (straight to the upstream) vs through the gateway with the
     input rail `parallel` and `pre_call`, against a fake upstream answering after a fixed delay and a fake
@@ -7,10 +8,10 @@
     unguarded vs hold-back per window size. Targets with the default window: total <= 1.10x unguarded,
     first token within one check of the unguarded one.
 
-The fake upstream, the fake guard and the gateway each run in a process of their own on a real socket
-(uvicorn), and the client measures over HTTP: every hop is a real one, no two servers share a GIL, and the
-fakes' delays are the only model time, so the numbers are the gateway's own cost. Writes JSON, a markdown
-table and a PNG.
+The fake upstream and the fake guard (`guard_gateway.testing`, `guard_client.testing`) and the gateway (under
+uvicorn) each run in a process of their own on a real socket, and the client measures over HTTP: every hop
+is a real one, no two servers share a GIL, and the fakes' delays are the only model time, so the numbers are
+the gateway's own cost. Writes JSON, a markdown table and a PNG.
 """
 
 from __future__ import annotations
@@ -19,31 +20,27 @@ import argparse
 import asyncio
 import json
 import multiprocessing
-import platform
 import socket
 import statistics
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
+from bench.report import Report
 from deploy.launcher import GuardServer, free_port
 from deploy.profiles import load_profile
 from guard_client import AsyncGuardClient, percentile
+from guard_client.testing import FakeVLLM, served_over_http, with_latency
 from guard_gateway import create_app, load_config
 from guard_gateway.chat.settings import ChatSettings
-from loadtest.fake_llm import FakeUpstream
+from guard_gateway.testing import FakeUpstream
 
+REPORT = Report("bench_chat", "Guarded chat proxy: what the rails add", "make bench-gateway-chat", (11, 4.2))
 SAFE = "Safety: Safe\nCategories: None"
 #: The stand-in's second served name: the main LLM of the stand-in stream arm.
 MAIN_LLM = "main-llm"
@@ -51,68 +48,22 @@ PROMPT = [{"role": "user", "content": "Write a short note about pasta."}]
 ANSWER = " ".join(["pasta"] * 200)  # 200 tokens at 50 tokens/s: 4 s
 
 
-_MODELS = json.dumps({"data": [{"id": "qwen3guard", "root": "fixed", "max_model_len": 1 << 20}]}).encode()
-_SAFE = json.dumps({"choices": [{"message": {"content": SAFE}, "finish_reason": "stop"}]}).encode()
-
-
-class FixedGuard:
-    """A guard answering Safe after a fixed delay (stands for one check on a warm, prefix-cached GPU guard);
-    `output_delay` (default: the same) for response moderation, the output rail's checks. A bare ASGI app, so
-    that little besides the delay is the fake's own time."""
-
-    def __init__(self, delay: float, output_delay: float | None = None) -> None:
-        self.delay = delay
-        self.output_delay = delay if output_delay is None else output_delay
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        body = await Request(scope, receive).body()
-        if scope["path"].endswith("/models"):
-            answer = _MODELS
-        else:
-            last = json.loads(body)["messages"][-1]
-            await asyncio.sleep(self.output_delay if last["role"] == "assistant" else self.delay)
-            answer = _SAFE
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": answer})
-
-
-def asgi_upstream(fake: Callable[[httpx.Request], Awaitable[httpx.Response]]) -> Starlette:
-    """The fake upstream served over HTTP (so the unguarded baseline pays for a socket like the gateway does)."""
-
-    async def handle(request: Request) -> Response:
-        outgoing = httpx.Request(
-            request.method, str(request.url), headers=request.headers, content=await request.body()
-        )
-        answer = await fake(outgoing)
-        if answer.headers.get("content-type", "").startswith("text/event-stream"):
-            return StreamingResponse(answer.aiter_raw(), media_type="text/event-stream")
-        return Response(await answer.aread(), status_code=answer.status_code, media_type="application/json")
-
-    return Starlette(routes=[Route("/v1/{path:path}", handle, methods=["GET", "POST"])])
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@contextmanager
+def fixed_guard(delay_ms: float, output_ms: float | None = None) -> Iterator[str]:
+    """A guard answering Safe after a fixed delay (stands for one check on a warm, prefix-cached GPU guard),
+    `output_ms` (default: the same) for response moderation, the output rail's checks; in a process of its
+    own, for as long as the block lasts: its /v1 URL."""
+    output = None if output_ms is None else output_ms / 1000
+    with served_over_http(with_latency(FakeVLLM(), delay_ms / 1000, output_delay=output), process=True) as url:
+        yield url + "/v1"
 
 
 @contextmanager
-def serving(app: Any) -> Iterator[str]:
-    port = _port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+def fake_upstream(fake: FakeUpstream) -> Iterator[str]:
+    """The fake main LLM in a process of its own (so the unguarded baseline pays for a socket like the gateway
+    does): its /v1 URL."""
+    with served_over_http(fake, process=True) as url:
+        yield url + "/v1"
 
 
 def _serve_forever(make_app: Callable[[], Any], sock: socket.socket) -> None:
@@ -208,11 +159,7 @@ def bench_whole(guard_ms: float, upstream_ms: float, requests: int, output_ms: f
     so nearly all the added time is the input rail's and the relay's."""
     output_ms = guard_ms if output_ms is None else output_ms
     fake = FakeUpstream(answers=["A short answer."], delay=upstream_ms / 1000)
-    guard = FixedGuard(guard_ms / 1000, output_ms / 1000)
-    with (
-        serving_process(lambda: asgi_upstream(fake)) as upstream_url,
-        serving_process(lambda: guard) as guard_url,
-    ):
+    with fake_upstream(fake) as upstream_url, fixed_guard(guard_ms, output_ms) as guard_url:
         asyncio.run(_whole(upstream_url, 5))  # warm-up
         arms = {"unguarded": _summary(asyncio.run(_whole(upstream_url, requests)))}
         for mode in ("parallel", "pre_call"):
@@ -240,12 +187,7 @@ def bench_whole(guard_ms: float, upstream_ms: float, requests: int, output_ms: f
 
 def bench_streams(guard_ms: float, windows: list[int], requests: int) -> dict[str, Any]:
     fake = FakeUpstream(answers=[ANSWER], token_interval=0.02)  # 50 tokens/s
-    guard, instant = FixedGuard(guard_ms / 1000), FixedGuard(0.0)
-    with (
-        serving_process(lambda: asgi_upstream(fake)) as upstream_url,
-        serving_process(lambda: guard) as guard_url,
-        serving_process(lambda: instant) as instant_url,
-    ):
+    with fake_upstream(fake) as upstream_url, fixed_guard(guard_ms) as guard_url, fixed_guard(0.0) as instant_url:
         check_ms = asyncio.run(_check_round_trip(guard_url))
         asyncio.run(_stream(upstream_url, 1))  # warm-up, as for whole answers: the first request is cold
         base = asyncio.run(_stream(upstream_url, requests))
@@ -320,15 +262,11 @@ def _stream_summary(results: list[tuple[float, float]]) -> dict[str, float]:
     }
 
 
-def write_report(result: dict[str, Any], out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_chat.json").write_text(json.dumps(result, indent=2) + "\n")
+def chat_markdown(result: dict[str, Any]) -> str:
+    """The report's body."""
     lines = [
-        "# Guarded chat proxy: what the rails add",
-        "",
-        f"Measured by `make bench-gateway` (`python -m loadtest.bench_chat`) on {result['machine']}. Fake upstream "
-        "and fake guard with fixed delays, each server in a process of its own, every hop over HTTP: the numbers "
-        "are the gateway's own cost.",
+        "Fake upstream and fake guard with fixed delays, each server in a process of its own, every hop over "
+        "HTTP: the numbers are the gateway's own cost.",
         "",
         "## (a) Whole answers: p50 / p95 ms",
         "",
@@ -418,15 +356,12 @@ def write_report(result: dict[str, Any], out: Path) -> None:
                 f"{row.get('first_token_added_ms', 0.0):.0f} |"
             )
         lines.append("")
-    lines.append("![chat proxy](bench_chat.png)")
-    (out / "bench_chat.md").write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+def draw_chat(result: dict[str, Any], fig: Any) -> None:
+    streams = result["streams"]
+    left, right = fig.subplots(1, 2)
     for case in result["whole"]:
         names = ["unguarded", "parallel", "pre_call"]
         label = f"input {case['guard_ms']:.0f} / output {case['output_ms']:.0f} / upstream {case['upstream_ms']:.0f} ms"
@@ -442,13 +377,13 @@ def write_report(result: dict[str, Any], out: Path) -> None:
     right.set_xlabel("hold-back window, characters")
     right.set_title(f"streams at 50 tokens/s, guard {streams['guard_ms']:.0f} ms")
     right.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "bench_chat.png", dpi=120)
-    plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.bench_chat", description=__doc__.split("\n\n")[0])
+def write_chat_report(result: dict[str, Any], out: Path) -> list[Path]:
+    return REPORT.write(out, result, chat_markdown(result), lambda fig: draw_chat(result, fig))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--requests", type=int, default=60, help="requests per arm (whole answers)")
     parser.add_argument("--streams", type=int, default=7, help="streams per arm (each takes ~4 s)")
     parser.add_argument("--guard-ms", type=float, default=40.0, help="fake guard delay per check")
@@ -459,8 +394,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--standin-streams", type=int, default=2, help="streams per arm from the stand-in")
     parser.add_argument("--standin-tokens", type=int, default=64, help="tokens per stand-in answer")
     parser.add_argument("--standin-windows", default="64,256", help="hold-back windows for the stand-in arm")
-    parser.add_argument("--out", type=Path, default=Path("loadtest/reports"))
-    args = parser.parse_args(argv)
+    parser.add_argument("--out", type=Path, default=Path("bench/reports"))
+
+
+def run(args: argparse.Namespace) -> int:
     whole = [
         bench_whole(args.guard_ms, 300.0, args.requests),
         bench_whole(args.guard_ms, 10.0, args.requests),
@@ -468,17 +405,12 @@ def main(argv: list[str] | None = None) -> int:
         bench_whole(args.guard_ms, 10.0, args.requests, output_ms=0.0),
     ]
     streams = bench_streams(args.guard_ms, [int(w) for w in args.windows.split(",")], args.streams)
-    machine = f"{platform.node()} ({platform.processor() or platform.machine()})"
-    result: dict[str, Any] = {"machine": machine, "whole": whole, "streams": streams}
+    result: dict[str, Any] = {"whole": whole, "streams": streams}
     if args.standin != "none":
         windows = [int(w) for w in args.standin_windows.split(",")]
         result["standin_streams"] = bench_standin_streams(
             args.standin, windows, args.standin_streams, args.standin_tokens
         )
-    write_report(result, args.out)
-    print((args.out / "bench_chat.md").read_text())
+    paths = write_chat_report(result, args.out)
+    print(paths[1].read_text())
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.corpus import DEFAULT_SAMPLE, CorpusError, GuardItem, load_corpus, load_jsonl, sample, split_by_mode
 from guard_client import GuardMode
-from loadtest.corpus import DEFAULT_SAMPLE, CorpusError, GuardItem, load_corpus, load_jsonl, sample, split_by_mode
 
 
 def test_the_projects_own_sample_has_both_modes_and_both_labels() -> None:

