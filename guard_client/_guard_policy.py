@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import re
-from functools import lru_cache
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
@@ -30,6 +30,7 @@ _POLICY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # A comma separates labels in the answer; a line break or other control character ends the line.
 _BREAKS_ANSWER = re.compile(r"[,\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _LINE_BREAK = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+T = TypeVar("T")
 
 
 class GuardPolicyError(GuardError, ValueError):
@@ -273,12 +274,30 @@ class GuardPolicy(BaseModel):
         return target
 
 
-@lru_cache(maxsize=64)
+def per_policy(compute: Callable[[GuardPolicy], T]) -> Callable[[GuardPolicy], T]:
+    """Memoize what is derived from a policy, keyed by the policy object itself: every check asks for its
+    heads and labels, and hashing a pydantic model (lru_cache) costs more than deriving them once did."""
+    cache: dict[int, tuple[GuardPolicy, T]] = {}
+
+    def cached(policy: GuardPolicy) -> T:
+        hit = cache.get(id(policy))
+        if hit is not None and hit[0] is policy:
+            return hit[1]
+        if len(cache) >= 64:
+            cache.clear()
+        value = compute(policy)
+        cache[id(policy)] = (policy, value)  # the reference keeps the id from being reused
+        return value
+
+    return cached
+
+
+@per_policy
 def _by_mode(policy: GuardPolicy) -> dict[GuardMode, tuple[PolicyCategory, ...]]:
     return {mode: tuple(c for c in policy.categories if mode in c.modes) for mode in GuardMode}
 
 
-@lru_cache(maxsize=64)
+@per_policy
 def _by_name(policy: GuardPolicy) -> dict[str, PolicyCategory]:
     return {category.name.casefold(): category for category in policy.categories}
 
