@@ -298,12 +298,17 @@ def test_explanations_quote_the_policys_definitions_and_say_when_there_is_none()
         "Category Competitor Mention, as policy 'acme' defines it: \"Names or praises a competitor's product.\"" in text
     )
     assert "Category Investment Advice: no definition; the guard prompt listed its name only." in text
+    assert text.endswith(
+        f"Definitions quoted from {POLICY_SOURCE}, except where a policy is named above. "
+        "The guard writes labels, not reasons."
+    )
     # One of the model's own names without a definition in the policy: the published one, attributed.
     mixed = GuardPolicy(name="mixed", categories=(PolicyCategory(name="Violent"),))
     own = explain(parse_verdict("Safety: Unsafe\nCategories: Violent", P, mixed), policy=mixed)
     published = explain(parse_verdict("Safety: Unsafe\nCategories: Violent", P)).categories[0]
     assert own.categories[0] == published and published.defined_by == POLICY_SOURCE
     assert "as the model's published policy defines it" in own.text()
+    assert own.text().endswith(f"Definitions quoted from {POLICY_SOURCE}. The guard writes labels, not reasons.")
 
 
 def hits(result: dict[str, Any]) -> list[str]:
