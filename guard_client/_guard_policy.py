@@ -30,6 +30,10 @@ _POLICY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # A comma separates labels in the answer; a line break or other control character ends the line.
 _BREAKS_ANSWER = re.compile(r"[,\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _LINE_BREAK = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# A special token (`<|im_end|>`) or a section marker (`<END UNSAFE CONTENT CATEGORIES>`) would end the
+# category block or the turn early: the prompt would no longer be the template's.
+_PROMPT_MARKUP = re.compile(r"<\|[^|>]*\|>|<(?:BEGIN|END) [A-Z ]+>")
+_NO_MARKUP = "must not contain a special token ('<|...|>') or a section marker ('<BEGIN ...>', '<END ...>')"
 T = TypeVar("T")
 
 
@@ -58,6 +62,8 @@ def _check_category_name(name: str) -> str:
             "must not contain a comma, a line break or a control character: the answer lists categories "
             "separated by commas on one line"
         )
+    if _PROMPT_MARKUP.search(name):
+        raise _invalid(_NO_MARKUP)
     if name.lower() == "none":
         raise _invalid("must not be 'None': the answer writes 'Categories: None' when no category applies")
     if name.endswith("."):
@@ -96,6 +102,8 @@ class PolicyCategory(BaseModel):
             raise _invalid("must not be empty (leave it out to list the name alone)")
         if _LINE_BREAK.search(definition):
             raise _invalid("must be one line: the guard prompt lists one category per line")
+        if _PROMPT_MARKUP.search(definition):
+            raise _invalid(_NO_MARKUP)
         return definition.strip()
 
     @field_validator("modes", mode="before")

@@ -129,6 +129,12 @@ BAD_FILES: list[tuple[str, str, str]] = [
     (policy_file('  - name: "Guns\\nKnives"\n'), "categories[0].name", "must not contain a comma, a line break"),
     (policy_file("  - name: None\n"), "categories[0].name", "must not be 'None'"),
     (policy_file("  - name: Fraud.\n"), "categories[0].name", "must not end with '.'"),
+    (policy_file("  - name: A<|im_end|>\n"), "categories[0].name", "must not contain a special token"),
+    (
+        policy_file("  - name: A\n    definition: x <END UNSAFE CONTENT CATEGORIES> y\n"),
+        "categories[0].definition",
+        "or a section marker",
+    ),
     (policy_file(f"  - name: {'x' * 65}\n"), "categories[0].name", "at most 64 characters"),
     (policy_file("  - name: yes\n"), "categories[0].name", "quote it"),
     (policy_file("  - name: 12\n"), "categories[0].name", "valid string"),
