@@ -21,10 +21,10 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from bench.report import Report
-from guard_client import AsyncGuardClient
+from guard_client import AsyncGuardClient, CheckOptions
 from guard_client.testing import FakeVLLM, served_over_http, with_latency
 from guard_screen import screen_command
 
@@ -90,7 +90,7 @@ def screen_rate(urls: list[str], rows: list[str], concurrency: int, work: Path, 
     }
 
 
-def check_many_rate(url: str, rows: list[str], concurrency: int, **options: bool) -> float:
+def check_many_rate(url: str, rows: list[str], concurrency: int, **options: Unpack[CheckOptions]) -> float:
     async def run() -> float:
         async with AsyncGuardClient(url) as guard:
             await guard.server_info()

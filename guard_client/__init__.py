@@ -47,12 +47,31 @@ from guard_client._grammar import (
     MAX_TOKENS_CONSTRAINED,
     MAX_TOKENS_DETAILS,
     VERDICT_PREFIX,
+    continuation_regex,
     details_prefix,
     details_regex,
+    max_tokens_constrained,
+    max_tokens_details,
     verdict_regex,
 )
+from guard_client._guard_policy import (
+    DEFAULT_POLICY,
+    MAX_NAME_CHARS,
+    POLICY_FILE,
+    GuardPolicy,
+    GuardPolicyError,
+    PolicyCategory,
+)
 from guard_client._input import CheckItem, GuardInput, Messages, item_messages, prepare_input, render_guard_prompt
-from guard_client._labels import CATEGORIES_BY_MODE, Category, GuardMode, Safety, Strictness
+from guard_client._labels import (
+    CATEGORIES_BY_MODE,
+    OPENAI_CATEGORIES,
+    QWEN_TO_OPENAI,
+    Category,
+    GuardMode,
+    Safety,
+    Strictness,
+)
 from guard_client._locate import (
     LocateSearch,
     Location,
@@ -65,8 +84,6 @@ from guard_client._locate import (
     window_messages,
 )
 from guard_client._moderation import (
-    OPENAI_CATEGORIES,
-    QWEN_TO_OPENAI,
     ModerationResult,
     Qwen3GuardModeration,
     to_openai_moderation,
@@ -80,11 +97,19 @@ from guard_client._policy import (
     STRICTNESS_MEANING,
     policy_name,
 )
-from guard_client._requests import VerdictTokens, chat_request, details_request, tokenize_request, verdict_request
+from guard_client._requests import (
+    VerdictTokens,
+    answer_max_tokens,
+    chat_request,
+    completion_request,
+    details_request,
+    tokenize_request,
+    verdict_request,
+)
 from guard_client._retry import DEFAULT_MAX_RETRIES
 from guard_client._stats import percentile
 from guard_client._template import chat_template_jinja
-from guard_client._verdict import FailurePolicy, Scores, Verdict, parse_verdict
+from guard_client._verdict import CategoryLabel, FailurePolicy, Scores, Verdict, parse_verdict
 
 __all__ = [
     "CATEGORIES_BY_MODE",
@@ -93,15 +118,18 @@ __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_MODEL",
+    "DEFAULT_POLICY",
     "DEFAULT_TIMEOUT",
     "ENV_API_KEY",
     "ENV_MODEL",
     "ENV_URL",
     "MAX_CATEGORIES",
+    "MAX_NAME_CHARS",
     "MAX_TOKENS",
     "MAX_TOKENS_CONSTRAINED",
     "MAX_TOKENS_DETAILS",
     "OPENAI_CATEGORIES",
+    "POLICY_FILE",
     "POLICY_SOURCE",
     "QWEN_TO_OPENAI",
     "REFUSAL_MEANING",
@@ -114,6 +142,7 @@ __all__ = [
     "AsyncGuardClient",
     "Category",
     "CategoryExplanation",
+    "CategoryLabel",
     "CheckItem",
     "CheckOptions",
     "DecidedBy",
@@ -128,11 +157,14 @@ __all__ = [
     "GuardInputError",
     "GuardMode",
     "GuardParseError",
+    "GuardPolicy",
+    "GuardPolicyError",
     "GuardTimeoutError",
     "LocateSearch",
     "Location",
     "Messages",
     "ModerationResult",
+    "PolicyCategory",
     "Qwen3GuardModeration",
     "RefusalExplanation",
     "Safety",
@@ -144,9 +176,12 @@ __all__ = [
     "Verdict",
     "VerdictTokens",
     "Window",
+    "answer_max_tokens",
     "chat_request",
     "chat_template_jinja",
     "check_bound",
+    "completion_request",
+    "continuation_regex",
     "details_prefix",
     "details_regex",
     "details_request",
@@ -155,6 +190,8 @@ __all__ = [
     "item_messages",
     "locate",
     "locate_search",
+    "max_tokens_constrained",
+    "max_tokens_details",
     "parse_verdict",
     "percentile",
     "policy_name",

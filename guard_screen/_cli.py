@@ -22,6 +22,7 @@ from typing import Any, TextIO
 from guard_client import (
     DEFAULT_BASE_URL,
     DEFAULT_MODEL,
+    DEFAULT_POLICY,
     DEFAULT_TIMEOUT,
     ENV_API_KEY,
     ENV_MODEL,
@@ -29,6 +30,8 @@ from guard_client import (
     STANDIN_WARNING,
     AsyncGuardClient,
     GuardError,
+    GuardPolicy,
+    GuardPolicyError,
 )
 from guard_client.batch import RunSetupError
 from guard_screen._reader import Columns, InputFormat, ScreenInputError, read_input
@@ -84,6 +87,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help=f"served model name (default ${ENV_MODEL}, else {DEFAULT_MODEL})")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per request")
     parser.add_argument(
+        "--policy",
+        type=Path,
+        metavar="FILE",
+        help="a guard_policy.yaml (or a directory holding one) to check against, usually with --model the adapter "
+        "trained on it; default: the model's published policy",
+    )
+    parser.add_argument(
         "--concurrency",
         type=int,
         default=DEFAULT_SCREEN_CONCURRENCY,
@@ -119,9 +129,10 @@ def run_screen(args: argparse.Namespace, out: TextIO, err: TextIO, make_client: 
         messages=args.messages_column,
     )
     try:
+        policy = None if args.policy is None else GuardPolicy.load(args.policy)
         fmt = InputFormat(args.format) if args.format else None
         loaded = read_input(args.input, fmt, columns, tuple(args.keep))
-    except ScreenInputError as exc:
+    except (ScreenInputError, GuardPolicyError) as exc:
         print(f"error: {exc}", file=err)
         return 2
     for problem in loaded.problems[:PRINTED_PROBLEMS]:
@@ -132,6 +143,8 @@ def run_screen(args: argparse.Namespace, out: TextIO, err: TextIO, make_client: 
     options |= {"chunk": args.chunk, "locate": args.locate}
     urls = args.url or [os.environ.get(ENV_URL)]
     kwargs: dict[str, Any] = {"api_key": args.api_key, "model": args.model, "timeout": args.timeout}
+    if policy is not None:
+        kwargs["policy"] = policy
 
     async def go() -> Any:
         clients = [make_client(url, **kwargs) for url in urls]
@@ -146,6 +159,7 @@ def run_screen(args: argparse.Namespace, out: TextIO, err: TextIO, make_client: 
                 explained=args.explain,
                 fresh=args.fresh,
                 progress=not args.no_progress,
+                policy=kwargs.get("policy", DEFAULT_POLICY),
             )
         finally:
             for client in clients:

@@ -15,7 +15,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from guard_client import AsyncGuardClient, Safety, ServerInfo, Strictness, explain, percentile
+from guard_client import (
+    DEFAULT_POLICY,
+    AsyncGuardClient,
+    GuardPolicy,
+    Safety,
+    ServerInfo,
+    Strictness,
+    explain,
+    percentile,
+)
 from guard_client.batch import CheckRecord, ResumableRun, RunManifest, RunStats
 from guard_screen._reader import PARQUET_HINT, ScreenInput
 
@@ -84,7 +93,7 @@ def build_summary(
     """Counts over the rows' latest records; throughput over this run. Pure: no I/O."""
     decided = [r for r in records if r.decided]
     severity = Counter(r.safety.value if r.safety else UNDECIDED for r in records)
-    categories = Counter(c.value for r in decided for c in r.categories)
+    categories = Counter(str(c) for r in decided for c in r.categories)
     flagged = {
         s.value: {"count": n, "rate": _rate(n, len(decided))}
         for s in Strictness
@@ -209,7 +218,10 @@ def write_chart(summary: Mapping[str, Any], path: Path) -> bool:
 
 
 def verdict_rows(
-    loaded: ScreenInput, records: Mapping[str, CheckRecord], explained: bool = False
+    loaded: ScreenInput,
+    records: Mapping[str, CheckRecord],
+    explained: bool = False,
+    policy: GuardPolicy = DEFAULT_POLICY,
 ) -> list[dict[str, Any]]:
     """One plain row per input row that has a record, in input order, with both flag readings
     (and, when asked, the explanation of the verdict from the published policy)."""
@@ -222,7 +234,7 @@ def verdict_rows(
         row["flagged_strict"] = record.decided and record.flagged(Strictness.STRICT)
         row["flagged_loose"] = record.decided and record.flagged(Strictness.LOOSE)
         if explained:
-            row["explanation"] = explain(record).model_dump(mode="json")
+            row["explanation"] = explain(record, policy=policy).model_dump(mode="json")
         out.append(row)
     return out
 
@@ -247,18 +259,23 @@ async def screen(
     explained: bool = False,
     fresh: bool = False,
     progress: bool = False,
+    policy: GuardPolicy = DEFAULT_POLICY,
 ) -> ScreenResult:
     """Check every row of `loaded` that has no answer in `out_dir` yet, then write the outputs.
+
+    `policy` is the one the clients check against (it joins the run's identity and explains verdicts).
 
     Interrupting it (Ctrl-C) loses nothing that was logged: run it again to resume.
     """
     info, warnings = await common_server_info(clients)
     identity = {"input": str(loaded.path.resolve()), "kind": loaded.kind.value, "columns": loaded.columns}
+    if not policy.is_default:  # a resumed run must check against the same policy
+        identity["policy"] = policy.to_data()
     manifest = RunManifest(model=info.model, root=info.root, options={**options, **identity})
     with ResumableRun(out_dir, manifest, fresh=fresh) as run:
         stats = await run.run(clients, loaded.items, concurrency=concurrency, options=options, progress=progress)
         records = run.log.records
-        rows = verdict_rows(loaded, records, explained)
+        rows = verdict_rows(loaded, records, explained, policy)
         written = {"results": run.results_path, "verdicts": out_dir / VERDICTS_FILE}
         with written["verdicts"].open("w", encoding="utf-8") as handle:
             handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
