@@ -18,10 +18,14 @@ from guard_client._constants import (
     ENV_API_KEY,
     ENV_MODEL,
     ENV_URL,
-    MAX_TOKENS,
-    STANDIN_MARKER,
     STANDIN_WARNING,
     is_standin_model,
+)
+from guard_client._constants import (
+    MAX_TOKENS as MAX_TOKENS,
+)
+from guard_client._constants import (
+    STANDIN_MARKER as STANDIN_MARKER,
 )
 from guard_client._errors import (
     GuardConnectionError,
@@ -32,88 +36,164 @@ from guard_client._errors import (
     GuardTimeoutError,
 )
 from guard_client._explain import (
-    CategoryExplanation,
-    DecidedBy,
+    CategoryExplanation as CategoryExplanation,
+)
+from guard_client._explain import (
+    DecidedBy as DecidedBy,
+)
+from guard_client._explain import (
     Explanation,
-    FailureExplanation,
-    RefusalExplanation,
-    SeverityExplanation,
     explain,
     render_explanation,
 )
+from guard_client._explain import (
+    FailureExplanation as FailureExplanation,
+)
+from guard_client._explain import (
+    RefusalExplanation as RefusalExplanation,
+)
+from guard_client._explain import (
+    SeverityExplanation as SeverityExplanation,
+)
 from guard_client._flows import CheckOptions, ServerInfo
 from guard_client._grammar import (
-    MAX_CATEGORIES,
-    MAX_TOKENS_CONSTRAINED,
-    MAX_TOKENS_DETAILS,
-    VERDICT_PREFIX,
-    continuation_regex,
-    details_prefix,
-    details_regex,
-    max_tokens_constrained,
-    max_tokens_details,
-    verdict_regex,
+    MAX_CATEGORIES as MAX_CATEGORIES,
+)
+from guard_client._grammar import (
+    MAX_TOKENS_CONSTRAINED as MAX_TOKENS_CONSTRAINED,
+)
+from guard_client._grammar import (
+    MAX_TOKENS_DETAILS as MAX_TOKENS_DETAILS,
+)
+from guard_client._grammar import (
+    VERDICT_PREFIX as VERDICT_PREFIX,
+)
+from guard_client._grammar import (
+    continuation_regex as continuation_regex,
+)
+from guard_client._grammar import (
+    details_prefix as details_prefix,
+)
+from guard_client._grammar import (
+    details_regex as details_regex,
+)
+from guard_client._grammar import (
+    max_tokens_constrained as max_tokens_constrained,
+)
+from guard_client._grammar import (
+    max_tokens_details as max_tokens_details,
+)
+from guard_client._grammar import (
+    verdict_regex as verdict_regex,
 )
 from guard_client._guard_policy import (
     DEFAULT_POLICY,
-    MAX_NAME_CHARS,
     POLICY_FILE,
     GuardPolicy,
     GuardPolicyError,
     PolicyCategory,
 )
-from guard_client._input import CheckItem, GuardInput, Messages, item_messages, prepare_input, render_guard_prompt
+from guard_client._guard_policy import (
+    MAX_NAME_CHARS as MAX_NAME_CHARS,
+)
+from guard_client._input import (
+    CheckItem,
+    GuardInput,
+    Messages,
+    prepare_input,
+    render_guard_prompt,
+)
+from guard_client._input import (
+    item_messages as item_messages,
+)
 from guard_client._labels import (
-    CATEGORIES_BY_MODE,
-    OPENAI_CATEGORIES,
-    QWEN_TO_OPENAI,
+    CATEGORIES_BY_MODE as CATEGORIES_BY_MODE,
+)
+from guard_client._labels import (
+    OPENAI_CATEGORIES as OPENAI_CATEGORIES,
+)
+from guard_client._labels import (
+    QWEN_TO_OPENAI as QWEN_TO_OPENAI,
+)
+from guard_client._labels import (
     Category,
     GuardMode,
     Safety,
     Strictness,
 )
 from guard_client._locate import (
-    LocateSearch,
+    LocateSearch as LocateSearch,
+)
+from guard_client._locate import (
     Location,
     Span,
-    Window,
-    check_bound,
     locate,
-    locate_search,
-    segment,
-    window_messages,
 )
-from guard_client._moderation import (
-    ModerationResult,
-    Qwen3GuardModeration,
-    to_openai_moderation,
+from guard_client._locate import (
+    Window as Window,
+)
+from guard_client._locate import (
+    check_bound as check_bound,
+)
+from guard_client._locate import (
+    locate_search as locate_search,
+)
+from guard_client._locate import (
+    segment as segment,
+)
+from guard_client._locate import (
+    window_messages as window_messages,
 )
 from guard_client._policy import (
-    CATEGORY_DEFINITIONS,
-    POLICY_SOURCE,
-    REFUSAL_MEANING,
-    SEVERITY_DEFINITIONS,
-    SEVERITY_IN_MODE,
-    STRICTNESS_MEANING,
-    policy_name,
+    CATEGORY_DEFINITIONS as CATEGORY_DEFINITIONS,
+)
+from guard_client._policy import (
+    POLICY_SOURCE as POLICY_SOURCE,
+)
+from guard_client._policy import (
+    REFUSAL_MEANING as REFUSAL_MEANING,
+)
+from guard_client._policy import (
+    SEVERITY_DEFINITIONS as SEVERITY_DEFINITIONS,
+)
+from guard_client._policy import (
+    SEVERITY_IN_MODE as SEVERITY_IN_MODE,
+)
+from guard_client._policy import (
+    STRICTNESS_MEANING as STRICTNESS_MEANING,
+)
+from guard_client._policy import (
+    policy_name as policy_name,
 )
 from guard_client._requests import (
-    VerdictTokens,
-    answer_max_tokens,
-    chat_request,
-    completion_request,
-    details_request,
-    tokenize_request,
-    verdict_request,
+    VerdictTokens as VerdictTokens,
+)
+from guard_client._requests import (
+    answer_max_tokens as answer_max_tokens,
+)
+from guard_client._requests import (
+    chat_request as chat_request,
+)
+from guard_client._requests import (
+    completion_request as completion_request,
+)
+from guard_client._requests import (
+    details_request as details_request,
+)
+from guard_client._requests import (
+    tokenize_request as tokenize_request,
+)
+from guard_client._requests import (
+    verdict_request as verdict_request,
 )
 from guard_client._retry import DEFAULT_MAX_RETRIES
-from guard_client._stats import percentile
-from guard_client._template import chat_template_jinja
+from guard_client._stats import percentile as percentile
+from guard_client._template import chat_template_jinja as chat_template_jinja
 from guard_client._verdict import CategoryLabel, FailurePolicy, Scores, Verdict, parse_verdict
 
+#: The API a user calls. Building blocks for code that speaks to the guard as the client does (request bodies,
+#: grammars, token budgets, the published definitions, locate's search) are importable from here too, by name.
 __all__ = [
-    "CATEGORIES_BY_MODE",
-    "CATEGORY_DEFINITIONS",
     "DEFAULT_BASE_URL",
     "DEFAULT_CONCURRENCY",
     "DEFAULT_MAX_RETRIES",
@@ -123,31 +203,14 @@ __all__ = [
     "ENV_API_KEY",
     "ENV_MODEL",
     "ENV_URL",
-    "MAX_CATEGORIES",
-    "MAX_NAME_CHARS",
-    "MAX_TOKENS",
-    "MAX_TOKENS_CONSTRAINED",
-    "MAX_TOKENS_DETAILS",
-    "OPENAI_CATEGORIES",
     "POLICY_FILE",
-    "POLICY_SOURCE",
-    "QWEN_TO_OPENAI",
-    "REFUSAL_MEANING",
-    "SEVERITY_DEFINITIONS",
-    "SEVERITY_IN_MODE",
-    "STANDIN_MARKER",
     "STANDIN_WARNING",
-    "STRICTNESS_MEANING",
-    "VERDICT_PREFIX",
     "AsyncGuardClient",
     "Category",
-    "CategoryExplanation",
     "CategoryLabel",
     "CheckItem",
     "CheckOptions",
-    "DecidedBy",
     "Explanation",
-    "FailureExplanation",
     "FailurePolicy",
     "GuardClient",
     "GuardConnectionError",
@@ -160,48 +223,20 @@ __all__ = [
     "GuardPolicy",
     "GuardPolicyError",
     "GuardTimeoutError",
-    "LocateSearch",
     "Location",
     "Messages",
-    "ModerationResult",
     "PolicyCategory",
-    "Qwen3GuardModeration",
-    "RefusalExplanation",
     "Safety",
     "Scores",
     "ServerInfo",
-    "SeverityExplanation",
     "Span",
     "Strictness",
     "Verdict",
-    "VerdictTokens",
-    "Window",
-    "answer_max_tokens",
-    "chat_request",
-    "chat_template_jinja",
-    "check_bound",
-    "completion_request",
-    "continuation_regex",
-    "details_prefix",
-    "details_regex",
-    "details_request",
     "explain",
     "is_standin_model",
-    "item_messages",
     "locate",
-    "locate_search",
-    "max_tokens_constrained",
-    "max_tokens_details",
     "parse_verdict",
-    "percentile",
-    "policy_name",
     "prepare_input",
     "render_explanation",
     "render_guard_prompt",
-    "segment",
-    "to_openai_moderation",
-    "tokenize_request",
-    "verdict_regex",
-    "verdict_request",
-    "window_messages",
 ]

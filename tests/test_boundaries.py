@@ -59,9 +59,40 @@ def test_the_scan_catches_a_private_import() -> None:
 def test_the_client_library_imports_no_server_or_model_dependencies() -> None:
     code = (
         "import sys, guard_client\n"
-        # yaml: only reading a policy file needs it.
-        "heavy = ('vllm', 'torch', 'transformers', 'fastapi', 'uvicorn', 'yaml')\n"
+        # yaml: only reading a policy file needs it; openai: only the gateway's moderation shape; pyarrow,
+        # matplotlib: only the applications' Parquet and charts; filelock: only a batch run's lock.
+        "heavy = ('vllm', 'torch', 'transformers', 'fastapi', 'starlette', 'uvicorn', 'yaml', 'openai', 'pyarrow',"
+        " 'matplotlib', 'filelock', 'guard_screen', 'guard_eval', 'guard_gateway')\n"
         "print(','.join(sorted(m for m in heavy if m in sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+#: Modules that exist on one platform only. (On POSIX the standard library's subprocess, which asyncio imports,
+#: loads fcntl itself; what matters is that the library never needs one to import.)
+PLATFORM_ONLY = {"fcntl", "msvcrt", "termios", "resource", "pwd", "grp", "winreg"}
+
+
+def module_level_imports(source: str) -> set[str]:
+    """Top-level module names imported at a module's top level (not inside functions)."""
+    names: set[str] = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_client_library_imports_nothing_platform_specific_at_import_time() -> None:
+    library = [path for path in python_files() if str(path.relative_to(REPO)).startswith("guard_client/")]
+    assert len(library) > 10
+    offenders = {
+        str(path.relative_to(REPO)): sorted(module_level_imports(path.read_text()) & PLATFORM_ONLY) for path in library
+    }
+    assert {name: found for name, found in offenders.items() if found} == {}
+    assert module_level_imports("import fcntl\nfrom resource import setrlimit\ndef f():\n    import msvcrt\n") == {
+        "fcntl",
+        "resource",
+    }

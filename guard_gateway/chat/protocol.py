@@ -20,8 +20,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from guard_client import Category, Strictness, explain, to_openai_moderation
+from guard_client import Category, Strictness, explain
 from guard_gateway.errors import GatewayError, InvalidRequest
+from guard_gateway.openai_moderation import to_openai_moderation
 from guard_gateway.policy import Action, Decision
 
 #: Content part types the guard reads.

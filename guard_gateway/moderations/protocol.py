@@ -7,7 +7,7 @@ from typing import Literal
 from openai.types import ModerationCreateResponse
 from pydantic import BaseModel, ConfigDict
 
-from guard_client import ModerationResult
+from guard_gateway.openai_moderation import ModerationResult
 
 
 class TextPart(BaseModel):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from guard_client import GuardInput, to_openai_moderation
+from guard_client import GuardInput
 from guard_gateway.config import ModerationSettings
 from guard_gateway.errors import InvalidRequest, ModelNotFound
 from guard_gateway.guard import Guard
 from guard_gateway.moderations.protocol import ImageURLPart, ModerationRequest, ModerationResponse, TextPart
+from guard_gateway.openai_moderation import to_openai_moderation
 from guard_gateway.policy import Policy
 
 ENDPOINT = "moderations"

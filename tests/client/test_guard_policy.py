@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -20,7 +19,6 @@ from guard_client import (
     MAX_CATEGORIES,
     MAX_TOKENS_CONSTRAINED,
     MAX_TOKENS_DETAILS,
-    OPENAI_CATEGORIES,
     POLICY_FILE,
     POLICY_SOURCE,
     QWEN_TO_OPENAI,
@@ -41,7 +39,6 @@ from guard_client import (
     parse_verdict,
     prepare_input,
     render_guard_prompt,
-    to_openai_moderation,
     verdict_regex,
 )
 
@@ -315,24 +312,3 @@ def test_explanations_quote_the_policys_definitions_and_say_when_there_is_none()
     assert own.categories[0] == published and published.defined_by == POLICY_SOURCE
     assert "as the model's published policy defines it" in own.text()
     assert own.text().endswith(f"Definitions quoted from {POLICY_SOURCE}. The guard writes labels, not reasons.")
-
-
-def hits(result: dict[str, Any]) -> list[str]:
-    return [key for key, hit in result["categories"].items() if hit]
-
-
-def test_a_custom_category_maps_onto_openai_only_when_the_policy_says_so() -> None:
-    advice = parse_verdict("Safety: Unsafe\nCategories: Investment Advice", P, ACME)
-    wire = to_openai_moderation(advice, policy=ACME).to_wire()
-    assert wire["flagged"] is True and hits(wire) == ["illicit"]
-    assert wire["qwen3guard"]["labels"] == ["Investment Advice"]
-    competitor = parse_verdict("Safety: Unsafe\nCategories: Competitor Mention", P, ACME)
-    wire = to_openai_moderation(competitor, policy=ACME).to_wire()
-    assert wire["flagged"] is True and hits(wire) == []
-    assert set(wire["categories"]) == set(OPENAI_CATEGORIES)
-    assert wire["qwen3guard"]["labels"] == ["Competitor Mention"] and wire["qwen3guard"]["severity"] == "Unsafe"
-    # The model's own name in a policy that maps it nowhere maps nowhere.
-    bare = GuardPolicy(name="bare", categories=(PolicyCategory(name="Violent"),))
-    violent = parse_verdict("Safety: Unsafe\nCategories: Violent", P, bare)
-    assert hits(to_openai_moderation(violent, policy=bare).to_wire()) == []
-    assert hits(to_openai_moderation(violent).to_wire()) == ["violence"]

@@ -13,12 +13,15 @@ from guard_client import (
     Category,
     FailurePolicy,
     GuardMode,
+    GuardPolicy,
+    PolicyCategory,
     Safety,
     Scores,
     Strictness,
     Verdict,
-    to_openai_moderation,
+    parse_verdict,
 )
+from guard_gateway.openai_moderation import to_openai_moderation
 
 
 def wire(verdict: Verdict, strictness: Strictness = Strictness.STRICT) -> dict[str, Any]:
@@ -78,3 +81,37 @@ def test_the_openai_sdk_parses_the_wire_form() -> None:
     parsed = ModerationCreateResponse.model_validate(body)
     assert parsed.results[0].flagged and parsed.results[0].categories.self_harm
     assert set(body["results"][0]["categories"]) == set(OPENAI_CATEGORIES)
+
+
+ACME = GuardPolicy.from_yaml(
+    """\
+name: acme
+categories:
+  - name: Competitor Mention
+    definition: Names or praises a competitor's product.
+  - name: Investment Advice
+    modes: [prompt]
+    openai: illicit
+"""
+)
+
+
+def hits(result: dict[str, Any]) -> list[str]:
+    return [key for key, hit in result["categories"].items() if hit]
+
+
+def test_a_custom_category_maps_onto_openai_only_when_the_policy_says_so() -> None:
+    advice = parse_verdict("Safety: Unsafe\nCategories: Investment Advice", GuardMode.PROMPT, ACME)
+    wire = to_openai_moderation(advice, policy=ACME).to_wire()
+    assert wire["flagged"] is True and hits(wire) == ["illicit"]
+    assert wire["qwen3guard"]["labels"] == ["Investment Advice"]
+    competitor = parse_verdict("Safety: Unsafe\nCategories: Competitor Mention", GuardMode.PROMPT, ACME)
+    wire = to_openai_moderation(competitor, policy=ACME).to_wire()
+    assert wire["flagged"] is True and hits(wire) == []
+    assert set(wire["categories"]) == set(OPENAI_CATEGORIES)
+    assert wire["qwen3guard"]["labels"] == ["Competitor Mention"] and wire["qwen3guard"]["severity"] == "Unsafe"
+    # The model's own name in a policy that maps it nowhere maps nowhere.
+    bare = GuardPolicy(name="bare", categories=(PolicyCategory(name="Violent"),))
+    violent = parse_verdict("Safety: Unsafe\nCategories: Violent", GuardMode.PROMPT, bare)
+    assert hits(to_openai_moderation(violent, policy=bare).to_wire()) == []
+    assert hits(to_openai_moderation(violent).to_wire()) == ["violence"]

@@ -1,6 +1,9 @@
 """Verdicts in the shape of OpenAI's `/v1/moderations` result: one typed model, built by one function.
 
-Mapping from Qwen3Guard-Gen's labels to OpenAI's category keys (documented in docs/client.md):
+It lives in the gateway, its only user (`/v1/moderations` and the chat proxy's `qwen3guard` objects), so the
+client library's import path carries no openai SDK.
+
+Mapping from Qwen3Guard-Gen's labels to OpenAI's category keys (documented in docs/gateway.md):
 
 | Qwen3Guard label              | OpenAI categories          |
 |-------------------------------|----------------------------|
@@ -12,7 +15,7 @@ Mapping from Qwen3Guard-Gen's labels to OpenAI's category keys (documented in do
 | PII, Politically Sensitive Topics, Copyright Violation, Jailbreak | none (in the `qwen3guard` extension only) |
 
 OpenAI's finer keys (`*/threatening`, `*/intent`, `sexual/minors`, ...) have no Qwen3Guard
-counterpart and always read false/0. The mapping is the default policy's (`QWEN_TO_OPENAI` in `_labels`);
+counterpart and always read false/0. The mapping is the default policy's (`guard_client.QWEN_TO_OPENAI`);
 a custom policy's category maps onto the keys its `openai` field names, and onto none when it names none
 (it then shows only in the `qwen3guard` extension's `labels`, beside the verdict's `flagged`).
 """
@@ -24,9 +27,16 @@ from typing import Any
 from openai.types import Moderation
 from pydantic import BaseModel, ConfigDict
 
-from guard_client._guard_policy import DEFAULT_POLICY, GuardPolicy
-from guard_client._labels import OPENAI_CATEGORIES, GuardMode, Strictness
-from guard_client._verdict import FailurePolicy, Scores, Verdict
+from guard_client import (
+    DEFAULT_POLICY,
+    OPENAI_CATEGORIES,
+    FailurePolicy,
+    GuardMode,
+    GuardPolicy,
+    Scores,
+    Strictness,
+    Verdict,
+)
 
 
 class Qwen3GuardModeration(BaseModel):
