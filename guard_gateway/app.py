@@ -25,8 +25,9 @@ from guard_gateway.chat.upstream import Upstream
 from guard_gateway.checks.api_router import router as checks_router
 from guard_gateway.checks.serving import CheckService
 from guard_gateway.config import GatewayConfig
-from guard_gateway.errors import ErrorResponse, install_error_handlers
+from guard_gateway.errors import ErrorResponse
 from guard_gateway.guard import Guard
+from guard_gateway.http_errors import install_error_handlers
 from guard_gateway.litellm.api_router import router as litellm_router
 from guard_gateway.litellm.serving import GuardrailService
 from guard_gateway.metrics import GatewayMetrics

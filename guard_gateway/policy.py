@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from guard_client import Category, FailurePolicy, GuardMode, Strictness, Verdict
 from guard_gateway.errors import GuardUnavailable
-from guard_gateway.metrics import GatewayMetrics
+
+if TYPE_CHECKING:  # the settings above are read without the server's metrics
+    from guard_gateway.metrics import GatewayMetrics
 
 
 class Action(StrEnum):

@@ -96,3 +96,13 @@ def test_the_client_library_imports_nothing_platform_specific_at_import_time() -
         "fcntl",
         "resource",
     }
+
+
+def test_the_gateway_settings_import_without_the_web_stack() -> None:
+    code = (
+        "import sys, guard_gateway.config\n"
+        "web = ('fastapi', 'starlette', 'uvicorn', 'prometheus_client')\n"
+        "print(','.join(sorted(m for m in web if m in sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
