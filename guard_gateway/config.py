@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from guard_client import DEFAULT_BASE_URL, DEFAULT_CONCURRENCY, DEFAULT_MODEL, DEFAULT_TIMEOUT
 from guard_gateway.chat.settings import ChatSettings
 from guard_gateway.policy import PolicySettings
 
@@ -44,14 +45,14 @@ class _Section(BaseModel):
 
 
 class GuardSettings(_Section):
-    url: str = Field(
-        default="http://localhost:8000", pattern=HTTP_URL, description="the vLLM server serving Qwen3Guard-Gen"
-    )
-    model: str = Field(default="qwen3guard", min_length=1, description="the guard's served model name")
+    url: str = Field(default=DEFAULT_BASE_URL, pattern=HTTP_URL, description="the vLLM server serving Qwen3Guard-Gen")
+    model: str = Field(default=DEFAULT_MODEL, min_length=1, description="the guard's served model name")
     api_key: SecretStr | None = Field(default=None, description="bearer key for the guard (default $GUARD_API_KEY)")
-    timeout: float = Field(default=30.0, gt=0, description="seconds per guard HTTP request")
+    timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0, description="seconds per guard HTTP request")
     max_retries: int = Field(default=1, ge=0, le=10, description="retries of a failed guard request")
-    concurrency: int = Field(default=16, ge=1, le=1024, description="guard checks in flight per gateway request")
+    concurrency: int = Field(
+        default=DEFAULT_CONCURRENCY, ge=1, le=1024, description="guard checks in flight per gateway request"
+    )
     scores: bool = Field(default=False, description="ask for the verdict token's probabilities (category_scores)")
     chunk: bool = Field(default=True, description="check inputs longer than the guard accepts in windows")
     constrain: bool = Field(
