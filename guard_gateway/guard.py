@@ -4,9 +4,10 @@ the check metrics. Endpoints hand it prepared inputs and get one verdict per inp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,13 +23,50 @@ from guard_client import (
     Verdict,
     prepare_input,
 )
+from guard_client.conversation import (
+    ConversationError,
+    ConversationView,
+    NonText,
+    NonTextPartError,
+    answer_view,
+    conversation_view,
+)
 from guard_gateway.cache import CacheKey, VerdictCache
 from guard_gateway.config import GuardSettings
-from guard_gateway.errors import InvalidRequest
+from guard_gateway.errors import InvalidRequest, UnsupportedRequest
 from guard_gateway.metrics import GatewayMetrics
 
 log = logging.getLogger("guard_gateway")
 _INPUT_ERROR = GuardInputError.__name__
+
+
+@contextlib.contextmanager
+def _readable() -> Iterator[None]:
+    """A part the guard cannot read is a 422 naming it (under `conversation.non_text: refuse`); a malformed
+    message a 400 naming it."""
+    try:
+        yield
+    except NonTextPartError as exc:
+        raise UnsupportedRequest(
+            f"{exc}; the gateway does not pass unguarded content "
+            "(conversation.non_text: pass_annotated lets it through, annotated)",
+            param=exc.param,
+        ) from None
+    except ConversationError as exc:
+        raise InvalidRequest(str(exc), param=exc.param) from None
+
+
+def view_of(messages: Any, param: str, non_text: NonText) -> ConversationView:
+    """The guard's view of a client's conversation (`guard_client.conversation`), the one every endpoint
+    checks."""
+    with _readable():
+        return conversation_view(messages, non_text, param)
+
+
+def answer_of(message: Mapping[str, Any], param: str, non_text: NonText) -> ConversationView:
+    """An answer as the guard reads it (`guard_client.conversation.answer_view`)."""
+    with _readable():
+        return answer_view(message, non_text, param)
 
 
 @dataclass(frozen=True)
