@@ -128,7 +128,8 @@ def outcome(surface: str, status: int, body: Any) -> str:
             return "blocked" if filtered else "passed"
     elif surface == "LiteLLM guardrail":
         if status == 200 and isinstance(body, dict):
-            return {"BLOCKED": "blocked", "NONE": "passed"}.get(body.get("action"), f"action {body.get('action')}")
+            action = str(body.get("action"))
+            return {"BLOCKED": "blocked", "NONE": "passed"}.get(action, f"action {action}")
     elif surface == "native checks" and status == 200 and isinstance(body, dict):
         action = body["results"][0]["action"]
         return {"block": "blocked", "allow": "passed"}.get(action, f"action {action}")
