@@ -55,8 +55,10 @@ class GuardSettings(_Section):
     concurrency: int = Field(default=16, ge=1, le=1024, description="guard checks in flight per gateway request")
     scores: bool = Field(default=False, description="ask for the verdict token's probabilities (category_scores)")
     chunk: bool = Field(default=True, description="check inputs longer than the guard accepts in windows")
-    constrain: bool = Field(
-        default=False, description="grammar-constrained answers: always a verdict (needed by the random stand-in)"
+    constrain: bool | None = Field(
+        default=None,
+        description="grammar-constrained answers: always a verdict; unset: on exactly when the guard serves the "
+        "random-weight stand-in (whose free output never parses)",
     )
     ready_ttl_seconds: float = Field(default=2.0, ge=0, description="how long a /ready answer is reused")
 

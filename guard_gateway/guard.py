@@ -14,12 +14,14 @@ from typing import Any
 import httpx
 
 from guard_client import (
+    STANDIN_WARNING,
     AsyncGuardClient,
     CheckOptions,
     FailurePolicy,
     GuardError,
     GuardInput,
     GuardInputError,
+    ServerInfo,
     Verdict,
     prepare_input,
 )
@@ -73,6 +75,8 @@ def answer_of(message: Mapping[str, Any], param: str, non_text: NonText) -> Conv
 class Readiness:
     ready: bool
     detail: str
+    #: Whether checks are grammar-constrained; None while unset and not yet learnt from the guard.
+    constrain: bool | None = None
 
 
 class Guard:
@@ -90,12 +94,9 @@ class Guard:
         self._metrics = metrics
         self._cache = cache
         self._log_text = log_checked_text
-        self._options: CheckOptions = {
-            "scores": settings.scores,
-            "chunk": settings.chunk,
-            "constrain": settings.constrain,
-        }
-        self._option_key = tuple(sorted(self._options.items()))
+        #: guard.constrain as set, else learnt from the served model (the stand-in: on); None until then.
+        self.constrain = settings.constrain
+        self._options: CheckOptions = {"scores": settings.scores, "chunk": settings.chunk}
         self._client_args: dict[str, Any] = {
             "api_key": settings.api_key.get_secret_value() if settings.api_key else None,
             "model": settings.model,
@@ -118,10 +119,32 @@ class Guard:
         except GuardInputError as exc:
             raise InvalidRequest(f"Invalid value for {param!r}: {exc}", param=param) from None
 
+    def _learn(self, info: ServerInfo) -> None:
+        """With guard.constrain unset, constrain exactly when the guard serves the random-weight stand-in."""
+        if self.constrain is None:
+            self.constrain = info.is_standin
+            if info.is_standin:
+                log.warning(
+                    "the guard at %s serves the random-weight stand-in: constrained decoding on (guard.constrain "
+                    "unset); %s",
+                    self.settings.url,
+                    STANDIN_WARNING,
+                )
+
+    async def _options_now(self) -> CheckOptions:
+        """The check options, guard.constrain learnt first when unset. The client fetches the server's model
+        list before its first check anyway (cached after): asking for it here costs no extra request."""
+        if self.constrain is None:
+            with contextlib.suppress(GuardError):
+                self._learn(await self.client.server_info())
+        return {**self._options, "constrain": bool(self.constrain)}
+
     async def check(self, inputs: Sequence[GuardInput], endpoint: str, params: Sequence[str]) -> list[Verdict]:
         """One verdict per input, in order: cached ones at once, the rest from the guard concurrently
         (each distinct prompt once). An input the guard refuses as given is a 400 naming its param."""
-        keys = [CacheKey(self.model, item.mode, item.prompt, self._option_key) for item in inputs]
+        options = await self._options_now()
+        option_key = tuple(sorted(options.items()))
+        keys = [CacheKey(self.model, item.mode, item.prompt, option_key) for item in inputs]
         found: dict[CacheKey, Verdict] = {}
         if self._cache is not None:
             for key in keys:
@@ -138,7 +161,7 @@ class Guard:
             verdicts = await self.client.check_many(
                 list(missing.values()),  # prepared once by the endpoint: checked as they are
                 concurrency=self.settings.concurrency,
-                **self._options,
+                **options,
             )
             self._metrics.guard_latency.observe(time.perf_counter() - started)
             for key, verdict in zip(missing, verdicts, strict=True):
@@ -173,9 +196,15 @@ class Guard:
         )
         try:
             info = await asyncio.wait_for(probe.server_info(), timeout=self.settings.timeout)
-            result = Readiness(True, f"the guard at {self.settings.url} serves {info.model!r}")
+            self._learn(info)
+            detail = f"the guard at {self.settings.url} serves {info.model!r}"
+            if info.is_standin:
+                detail += f" (the random-weight stand-in; constrained decoding {'on' if self.constrain else 'off'})"
+            result = Readiness(True, detail, self.constrain)
         except (GuardError, TimeoutError) as exc:
-            result = Readiness(False, f"the guard at {self.settings.url} is not ready: {exc or 'timed out'}")
+            result = Readiness(
+                False, f"the guard at {self.settings.url} is not ready: {exc or 'timed out'}", self.constrain
+            )
         finally:
             if self._transport is None:
                 await probe.aclose()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -130,7 +131,5 @@ def test_sigkill_to_deploy_serve_leaves_no_process_and_frees_both_ports() -> Non
         launcher.kill()
         launcher.wait()
         for child in children:
-            try:
+            with contextlib.suppress(ProcessLookupError, psutil.Error):
                 os.killpg(os.getpgid(child.pid), signal.SIGKILL)
-            except (ProcessLookupError, psutil.Error):
-                pass
