@@ -122,9 +122,9 @@ def port_in_use(host: str, port: int) -> bool:
 OWN_SERVERS = ("vllm.entrypoints.openai.api_server", "guard_gateway", "deploy serve")
 
 
-def port_holder(port: int) -> str | None:
-    """Who listens on `port`: `pid N (command line)`, said to be an earlier instance of this project when it
-    is one of its servers; None when it cannot be told (another user's process, no permission)."""
+def port_holder(port: int) -> tuple[int, str, bool] | None:
+    """Who listens on `port`: (pid, command line, whether it is one of this project's servers), or None when
+    it cannot be told (another user's process, no permission)."""
     try:
         listening = [
             c
@@ -140,19 +140,22 @@ def port_holder(port: int) -> str | None:
             command = " ".join(psutil.Process(connection.pid).cmdline())
         except psutil.Error:
             continue
-        earlier = any(piece in command for piece in OWN_SERVERS)
-        return (
-            f"{'an earlier instance of this project, ' if earlier else ''}pid {connection.pid} "
-            f"({command[:200]}); stop it with: kill {connection.pid}"
-        )
+        return connection.pid, command, any(piece in command for piece in OWN_SERVERS)
     return None
 
 
 def port_taken(port: int, what: str) -> LaunchError:
     """The error of a start that finds `port` in use, naming the process that holds it where it can."""
     holder = port_holder(port)
-    held = f"port {port} is already in use by {holder}" if holder else f"port {port} is already in use"
-    return LaunchError(f"{held}: stop what listens there or choose another ({what}=...)")
+    if holder is None:
+        return LaunchError(f"port {port} is already in use: stop what listens there or choose another ({what}=...)")
+    pid, command, earlier = holder
+    whose = "an earlier instance of this project" if earlier else "another process"
+    shown = command if len(command) <= 160 else command[:157] + "..."
+    return LaunchError(
+        f"port {port} is already in use by {whose}, pid {pid} ({shown}): stop it (kill {pid}) "
+        f"or choose another port ({what}=...)"
+    )
 
 
 def free_port() -> int:
