@@ -9,6 +9,7 @@ template would drop onto turns it shows, so every text the main model reads is i
   user turns, so a conversation that ends with a tool result is checked as a prompt, that result in context;
 - a later `system` / `developer` turn (the template shows only a first one) is a user turn;
 - an assistant turn is its text, refusal and tool calls, each call as a line `[tool call] name(arguments)`;
+  one that opens the conversation gets an empty user turn before it (the template shows no first one);
 - every text part of a content array, joined with newlines (`text`, `input_text`, `output_text`, `refusal`);
 - a non-text part (an image, audio, a file) is refused (`NonText.REFUSE`, `NonTextPartError` naming the
   part), or passed unread and listed in `ConversationView.unread` (`NonText.PASS_ANNOTATED`), so the caller
@@ -91,8 +92,10 @@ class ConversationView:
         return checks
 
     def with_answer(self, answer: str) -> list[dict[str, str]]:
-        """The response check of `answer` (see `answer_text`) in this conversation's context."""
-        return [*(dict(message) for message in self.messages), {"role": "assistant", "content": answer}]
+        """The response check of `answer` (see `answer_text`) in this conversation's context (an empty user
+        turn when there is none: the template shows no first assistant turn)."""
+        context = [dict(message) for message in self.messages] or [{"role": "user", "content": ""}]
+        return [*context, {"role": "assistant", "content": answer}]
 
 
 def content_text(content: Any, param: str = "content", unread: list[str] | None = None) -> str:
@@ -188,4 +191,8 @@ def conversation_view(
             view.append({"role": "user", "content": text})
         else:
             raise ConversationError(f"{where}.role: unknown role {role!r}", f"{where}.role")
+    if view and view[0]["role"] == "assistant":
+        # The template shows no first assistant turn (a greeting, or one a client forged): an empty user
+        # turn before it puts it in front of the guard.
+        view.insert(0, {"role": "user", "content": ""})
     return ConversationView(tuple(view), tuple(unread or ()))
