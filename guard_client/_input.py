@@ -50,6 +50,8 @@ def prepare_input(messages: Messages) -> GuardInput:
     for index, message in enumerate(messages):
         if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
             raise GuardInputError(f"message {index} must be a mapping with a string 'role' and a 'content'")
+        if message.get("content") is None:  # the template renders text: null is the view's to read (as empty)
+            raise GuardInputError(f"messages[{index}].content must be a string or a list of text parts, not null")
         normalized.append(
             {"role": message["role"], "content": content_text(message.get("content"), f"messages[{index}].content")}
         )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -122,3 +125,26 @@ def test_an_answer_without_context_is_still_shown() -> None:
     checked = conversation_view([]).with_answer("A")
     assert checked == [{"role": "user", "content": ""}, {"role": "assistant", "content": "A"}]
     assert "ASSISTANT: A" in render_guard_prompt(checked)
+
+
+AGENT = [
+    {"role": "user", "content": "Summarize the page"},
+    {"role": "assistant", "content": None, "tool_calls": [CALL]},
+    {"role": "tool", "tool_call_id": "c1", "content": "page text"},
+]
+
+
+def test_guard_screen_and_guard_check_show_a_conversation_as_every_surface_does(tmp_path: Path) -> None:
+    from guard_client.__main__ import _jsonl_items
+    from guard_client._screen_input import read_input
+
+    shown = conversation_view(AGENT).checked()
+    assert shown[-1] == {"role": "user", "content": "page text"}
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(
+        json.dumps({"id": "1", "messages": AGENT}) + "\n" + json.dumps({"id": "2", "messages": [{"role": "x"}]})
+    )
+    screened = read_input(rows)
+    assert [item.item for item in screened.items] == [shown]
+    assert "messages[0].role: unknown role 'x'" in screened.problems[0].message
+    assert [item for _, item in _jsonl_items(io.StringIO(json.dumps({"messages": AGENT})))] == [shown]
