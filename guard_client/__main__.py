@@ -30,6 +30,7 @@ from guard_client._guard_policy import DEFAULT_POLICY, GuardPolicy, GuardPolicyE
 from guard_client._input import CheckItem
 from guard_client._labels import GuardMode, Strictness
 from guard_client._verdict import FailurePolicy, Verdict, parse_verdict
+from guard_client.conversation import conversation_view
 
 #: `guard NAME ...` commands of the applications beside the library: (package, help). The library lists them in
 #: `guard --help` and imports the package only when its command runs.
@@ -70,7 +71,10 @@ def _jsonl_items(stream: TextIO) -> Iterator[tuple[int, CheckItem | GuardInputEr
         if isinstance(obj, str):
             yield number, obj
         elif isinstance(obj, dict) and isinstance(obj.get("messages"), list):
-            yield number, obj["messages"]
+            try:  # a conversation is shown to the guard as every surface shows it (docs/conversation-view.md)
+                yield number, conversation_view(obj["messages"]).checked()
+            except GuardInputError as exc:
+                yield number, GuardInputError(f"line {number}: {exc}")
         elif isinstance(obj, dict) and isinstance(obj.get("prompt"), str):
             response = obj.get("response")
             if response is None:

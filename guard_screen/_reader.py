@@ -18,6 +18,7 @@ from typing import Any
 
 from guard_client import CheckItem
 from guard_client.batch import WorkItem
+from guard_client.conversation import conversation_view
 
 PARQUET_HINT = "reading Parquet needs pyarrow: pip install 'qwen3guard-serving[screen]' (or pip install pyarrow)"
 
@@ -154,7 +155,9 @@ def _check_item(row: dict[str, Any], kind: InputKind, cols: dict[str, str | None
                 raise ValueError(f"column {cols['messages']!r} is not JSON messages ({exc.msg})") from None
         if not isinstance(messages, list) or not messages:
             raise ValueError(f"column {cols['messages']!r} must be a non-empty list of messages")
-        return messages
+        # Shown to the guard as every surface shows a conversation (docs/conversation-view.md): tool results
+        # and late system turns included. A GuardInputError is a ValueError: the row's problem.
+        return conversation_view(messages).checked()
     if kind is InputKind.TEXT:
         assert cols["text"] is not None
         return _text(row.get(cols["text"]), f"column {cols['text']!r}")

@@ -2,7 +2,8 @@
 subprocess (guard_client.testing.FakeVLLM as the guard, guard_gateway.testing.FakeUpstream as the main LLM),
 the gateway, and the accounting of what is left running.
 
-    python -m reliability.services guard --port P [--verdict unsafe|marked] [--delay S] [--slots N] [--record F]
+    python -m reliability.services guard --port P [--verdict unsafe|marked|injection] [--delay S] [--slots N]
+                                         [--record F]
     python -m reliability.services upstream --port P [--words N] [--token-interval S]
 
 The fakes are httpx handlers served by `guard_client.testing.serve_forever` in a process of their own, so a
@@ -24,10 +25,12 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 
+from guard_client import render_guard_prompt
 from guard_client.testing import FakeVLLM, Handler, marked_failure, marked_reply, serve_forever, with_latency
 from guard_gateway.testing import FakeUpstream
 
@@ -53,9 +56,24 @@ def recording(handler: Handler, record: Path) -> Handler:
     return answer
 
 
+#: What the scripted injection guard flags: an injected instruction (`reliability.injection` places it).
+MARKER = "IGNORE-ALL-PREVIOUS-INSTRUCTIONS-7f3a"
+
+
+def injection_reply(body: dict[str, Any]) -> str:
+    """The scripted guard (a `FakeVLLM` reply): Unsafe when `MARKER` is anywhere in the conversation as the
+    model's chat template renders it (what the guard model would read), Safe otherwise."""
+    messages = body["messages"]
+    flagged = MARKER in render_guard_prompt(messages)
+    answer = "Safety: Unsafe\nCategories: Violent" if flagged else "Safety: Safe\nCategories: None"
+    return answer + "\nRefusal: No" if messages[-1]["role"] == "assistant" else answer
+
+
 def _guard_handler(verdict: str) -> Handler:
     if verdict == "unsafe":
         return FakeVLLM(reply=lambda body: UNSAFE_ANSWER)
+    if verdict == "injection":
+        return FakeVLLM(reply=injection_reply)
     return FakeVLLM(reply=marked_reply, fail=marked_failure)
 
 
@@ -257,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reliability.services", description=__doc__.split("\n\n")[0])
     parser.add_argument("kind", choices=["guard", "upstream"])
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--verdict", choices=["unsafe", "marked"], default="marked")
+    parser.add_argument("--verdict", choices=["unsafe", "marked", "injection"], default="marked")
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--slots", type=int)
     parser.add_argument("--record")

@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 
 from reliability.__main__ import run
+from reliability.injection import POSITIONS, SURFACES
 from reliability.report import Outcome, Report
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
     workdir = tmp_path_factory.mktemp("reliability")
-    result = run(quick=True, parts=["fuzz", "faults", "security"], workdir=workdir)
+    result = run(quick=True, parts=["fuzz", "faults", "security", "injection"], workdir=workdir)
     result.write(workdir / "report")
     return result
 
@@ -63,10 +64,20 @@ def test_security_checks_hold(report: Report) -> None:
     assert report.overload == {"ok": True, "skipped": True}
 
 
+def test_indirect_injection_is_blocked_on_every_surface(report: Report) -> None:
+    assert len(report.injection) == len(SURFACES) * len(POSITIONS)
+    assert [row for row in report.injection if not row["ok"]] == []
+    assert {row["marked"] for row in report.injection} == {"blocked"}
+    assert {row["clean"] for row in report.injection} == {"passed"}
+
+
 def test_the_report_is_written(report: Report, tmp_path: Path) -> None:
     json_path, md_path = report.write(tmp_path)
     assert '"passed": true' in json_path.read_text()
     assert "| gateway POST /v1/moderations |" in md_path.read_text()
+    assert "| tool result after the last user turn | blocked / passed | blocked / passed | blocked / passed |" in (
+        md_path.read_text()
+    )
     assert report.passed()
 
 
@@ -77,3 +88,10 @@ def test_an_outcome_past_the_invariants_fails_the_report() -> None:
     assert broken.passed()
     broken.tally("x").add(Outcome.CRASH, "boom")
     assert not broken.passed() and broken.tally("x").examples == ["crash: boom"]
+
+
+def test_a_marker_let_through_fails_the_report() -> None:
+    report = Report("quick")
+    report.overload = {"ok": True}
+    report.injection = [{"surface": "s", "position": "p", "marked": "passed", "clean": "passed", "ok": False}]
+    assert not report.passed() and report.totals()["injection_failed"] == 1
