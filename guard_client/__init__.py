@@ -39,7 +39,7 @@ from guard_client._explain import (
     explain,
     render_explanation,
 )
-from guard_client._flows import CheckOptions, ServerInfo
+from guard_client._flows import SESSION_HEADER, CheckOptions, ServerInfo
 from guard_client._grammar import (
     MAX_CATEGORIES,
     MAX_TOKENS_CONSTRAINED,
@@ -116,6 +116,7 @@ __all__ = [
     "POLICY_SOURCE",
     "QWEN_TO_OPENAI",
     "REFUSAL_MEANING",
+    "SESSION_HEADER",
     "SEVERITY_DEFINITIONS",
     "SEVERITY_IN_MODE",
     "STANDIN_MARKER",

@@ -193,7 +193,7 @@ class GuardClient(_ClientBase):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _send_once(self, request: Request) -> Any:
-        return decode_response(self._wire.send(request.method, request.path, request.json))
+        return decode_response(self._wire.send(request.method, request.path, request.json, request.headers))
 
     def _drive(self, flow: Flow[T]) -> T:
         try:
@@ -299,7 +299,7 @@ class AsyncGuardClient(_ClientBase):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _send_once(self, request: Request) -> Any:
-        return decode_response(await self._wire.send(request.method, request.path, request.json))
+        return decode_response(await self._wire.send(request.method, request.path, request.json, request.headers))
 
     async def _drive(self, flow: Flow[T]) -> T:
         try:

@@ -29,6 +29,8 @@ from guard_client._requests import (
 from guard_client._verdict import FailurePolicy, Scores, Verdict, parse_verdict
 
 T = TypeVar("T")
+#: The header a check's `session` travels in: vllm-router's `consistent_hash` hashes it first.
+SESSION_HEADER = "X-Session-ID"
 _SEVERITY = {Safety.SAFE: 0, Safety.CONTROVERSIAL: 1, Safety.UNSAFE: 2}
 
 
@@ -37,6 +39,8 @@ class Request:
     method: str
     path: str
     json: dict[str, Any] | None = None
+    #: Headers this request adds to the client's own (a check's `session`).
+    headers: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,9 @@ class CheckOptions(TypedDict, total=False):
     max_categories: int
     #: For a flagged verdict, find the smallest spans of the last message still flagged on their own.
     locate: bool
+    #: A stable key of the conversation this check belongs to, sent as the `X-Session-ID` header: a router
+    #: in front of several guard replicas (vllm-router's `consistent_hash`) keeps its checks on one replica.
+    session: str
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,7 @@ class Settings:
     chunk: bool = False
     max_categories: int = MAX_CATEGORIES
     locate: bool = False
+    session: str | None = None
 
     @classmethod
     def of(cls, options: CheckOptions) -> Settings:
@@ -97,7 +105,16 @@ class Settings:
             raise GuardInputError("verdict_only already constrains the verdict; constrain applies to full generation")
         if not 1 <= settings.max_categories <= MAX_CATEGORIES:
             raise GuardInputError(f"max_categories must lie between 1 and {MAX_CATEGORIES}")
+        if settings.session is not None and not (
+            isinstance(settings.session, str) and 0 < len(settings.session) <= 256 and settings.session.isprintable()
+        ):
+            raise GuardInputError("session must be 1-256 printable characters (it is sent as a header)")
         return settings
+
+    @property
+    def headers(self) -> Mapping[str, str] | None:
+        """What a check's requests add to the client's headers."""
+        return None if self.session is None else {SESSION_HEADER: self.session}
 
 
 @dataclass(frozen=True)
@@ -218,7 +235,7 @@ class CheckFlows:
             scores=settings.scores,
             max_categories=settings.max_categories,
         )
-        choice = _first_choice((yield Request("POST", "/v1/chat/completions", body)))
+        choice = _first_choice((yield Request("POST", "/v1/chat/completions", body, settings.headers)))
         verdict = _parse_answer((choice.get("message") or {}).get("content") or "", guard_input.mode, choice)
         if tokens is not None:
             verdict = verdict.model_copy(update={"scores": _chat_scores(choice, tokens)})
@@ -226,7 +243,9 @@ class CheckFlows:
 
     def _verdict_first(self, guard_input: GuardInput, settings: Settings) -> Flow[Verdict]:
         tokens = yield from self.verdict_tokens()
-        reply = yield Request("POST", "/v1/completions", verdict_request(guard_input, self.model, tokens))
+        reply = yield Request(
+            "POST", "/v1/completions", verdict_request(guard_input, self.model, tokens), settings.headers
+        )
         logprobs = _first_choice(reply).get("logprobs") or {}
         try:
             chosen = _token_id(logprobs["tokens"][0])
@@ -250,7 +269,7 @@ class CheckFlows:
         # sent, so its KV blocks are in the prefix cache and the server decodes only the categories
         # (and refusal), under a grammar: they always parse and agree with the verdict.
         body = details_request(guard_input, self.model, safety, max_categories=settings.max_categories)
-        choice = _first_choice((yield Request("POST", "/v1/completions", body)))
+        choice = _first_choice((yield Request("POST", "/v1/completions", body, settings.headers)))
         detail = _parse_answer(details_prefix(safety) + (choice.get("text") or ""), guard_input.mode, choice)
         return detail.model_copy(update={"scores": scores})
 
@@ -273,6 +292,7 @@ class CheckFlows:
             constrain=settings.constrain,
             verdict_only=settings.verdict_only,
             max_categories=settings.max_categories,
+            session=settings.session,
         )
         flows = [
             self._check(prepare_input([*context, {"role": last["role"], "content": piece}]), single)

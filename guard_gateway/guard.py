@@ -4,9 +4,11 @@ the check metrics. Endpoints hand it prepared inputs and get one verdict per inp
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +37,19 @@ _INPUT_ERROR = GuardInputError.__name__
 class Readiness:
     ready: bool
     detail: str
+
+
+def affinity_key(messages: Sequence[Mapping[str, str]], given: str | None = None) -> str:
+    """The key that keeps one conversation's checks on one guard replica behind a router (sent as
+    `guard_client.SESSION_HEADER`, which vllm-router's `consistent_hash` hashes): `given` (the client's own
+    `X-Session-ID`) when it is a usable header value, else a digest of the conversation up to its first user
+    message, which every later turn and every stream window of it repeats. Conversations that open alike
+    share a replica, and with it the cached prefix they share."""
+    if given and len(given) <= 256 and given.isprintable():
+        return given
+    first_user = next((i for i, m in enumerate(messages) if m.get("role") == "user"), len(messages) - 1)
+    opening = json.dumps(list(messages[: first_user + 1]), ensure_ascii=False, sort_keys=True)
+    return "conv-" + hashlib.sha256(opening.encode()).hexdigest()[:32]
 
 
 class Guard:
@@ -80,9 +95,12 @@ class Guard:
         except GuardInputError as exc:
             raise InvalidRequest(f"Invalid value for {param!r}: {exc}", param=param) from None
 
-    async def check(self, inputs: Sequence[GuardInput], endpoint: str, params: Sequence[str]) -> list[Verdict]:
+    async def check(
+        self, inputs: Sequence[GuardInput], endpoint: str, params: Sequence[str], session: str | None = None
+    ) -> list[Verdict]:
         """One verdict per input, in order: cached ones at once, the rest from the guard concurrently
-        (each distinct prompt once). An input the guard refuses as given is a 400 naming its param."""
+        (each distinct prompt once). An input the guard refuses as given is a 400 naming its param.
+        `session`: the conversation's affinity key (see `affinity_key`), sent with every check."""
         keys = [CacheKey(self.model, item.mode, item.prompt, self._option_key) for item in inputs]
         found: dict[CacheKey, Verdict] = {}
         if self._cache is not None:
@@ -97,10 +115,11 @@ class Guard:
             if self._log_text:
                 log.info("checking %s", [item.messages for item in missing.values()])
             started = time.perf_counter()
+            options: CheckOptions = {**self._options, "session": session} if session else self._options
             verdicts = await self.client.check_many(
                 list(missing.values()),  # prepared once by the endpoint: checked as they are
                 concurrency=self.settings.concurrency,
-                **self._options,
+                **options,
             )
             self._metrics.guard_latency.observe(time.perf_counter() - started)
             for key, verdict in zip(missing, verdicts, strict=True):

@@ -1,6 +1,6 @@
 """The one in-process fake of vLLM's HTTP API (an httpx.MockTransport handler) for the unit tests.
 
-It answers /v1/models, /tokenize (one token per word; the real ids of the verdict words),
+It answers /health, /v1/models, /tokenize (one token per word; the real ids of the verdict words),
 /v1/chat/completions (`reply` decides the text; with `logprobs`, the verdict token's too), and both
 verdict-first completions (the verdict token, greedy among `allowed_token_ids`, and the follow-up that
 continues `reply`), each with a `usage` block counted in the same one-token-per-word way. `down` makes
@@ -39,6 +39,8 @@ class FakeVLLM:
     )
     script: list[httpx.Response | Exception] = field(default_factory=list)
     calls: list[tuple[str, dict[str, Any] | None]] = field(default_factory=list)
+    #: Per call, in step with `calls`: the `X-Session-ID` header a router would route it by (None: absent).
+    sessions: list[str | None] = field(default_factory=list)
     #: Per chat request: a response or exception to answer with instead of `reply` (None: answer normally).
     fail: Callable[[dict[str, Any]], httpx.Response | Exception | None] = lambda body: None
     #: While True every request fails as a refused connection (a guard that is down).
@@ -47,6 +49,7 @@ class FakeVLLM:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else None
         self.calls.append((request.url.path, body))
+        self.sessions.append(request.headers.get("x-session-id"))
         if self.down:
             raise httpx.ConnectError("connection refused", request=request)
         if self.script:
@@ -55,6 +58,8 @@ class FakeVLLM:
                 raise item
             return item
         path = request.url.path
+        if path == "/health":  # vLLM's liveness probe, which vllm-router polls before it routes
+            return httpx.Response(200)
         if path == "/v1/models":
             return httpx.Response(
                 200, json={"data": [{"id": self.model, "root": self.root, "max_model_len": self.max_model_len}]}

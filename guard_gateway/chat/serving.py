@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 from starlette.responses import JSONResponse, Response
 
+from guard_client import SESSION_HEADER
 from guard_gateway.chat.protocol import (
     ChatRails,
     ContentFiltered,
@@ -43,7 +44,7 @@ from guard_gateway.chat.settings import ChatSettings, InputMode, Unsupported
 from guard_gateway.chat.streaming import DisconnectAwareStream, StreamRail, sse
 from guard_gateway.chat.upstream import Upstream, UpstreamError, passthrough, returned_headers
 from guard_gateway.errors import InvalidRequest
-from guard_gateway.guard import Guard
+from guard_gateway.guard import Guard, affinity_key
 from guard_gateway.policy import Decision, Policy
 
 INPUT = "chat_input"
@@ -63,15 +64,17 @@ class ChatService:
         self.settings = settings
         self.upstream = upstream
 
-    async def _decide(self, checks: Sequence[tuple[Sequence[Mapping[str, str]], str]], endpoint: str) -> list[Decision]:
+    async def _decide(
+        self, checks: Sequence[tuple[Sequence[Mapping[str, str]], str]], endpoint: str, session: str
+    ) -> list[Decision]:
         inputs = [self._guard.prepare(messages, param) for messages, param in checks]
-        verdicts = await self._guard.check(inputs, endpoint, [param for _, param in checks])
+        verdicts = await self._guard.check(inputs, endpoint, [param for _, param in checks], session)
         return self._policy.decide_all(verdicts, endpoint)  # GuardUnavailable under fail_closed
 
-    async def _input_rail(self, view: GuardView, timer: _Timer) -> list[Decision]:
+    async def _input_rail(self, view: GuardView, session: str, timer: _Timer) -> list[Decision]:
         started = time.perf_counter()
         try:
-            decisions = await self._decide(view.input_checks(), INPUT)
+            decisions = await self._decide(view.input_checks(), INPUT, session)
         finally:
             timer.ms += (time.perf_counter() - started) * 1000
         if any(decision.blocked for decision in decisions):
@@ -101,6 +104,8 @@ class ChatService:
         rails = ChatRails.read(body)
         view = guard_view(rails.messages, refuse_unsupported=self.settings.unsupported is Unsupported.REFUSE)
         headers = self.upstream.headers(incoming)
+        # Every check of this conversation (input, whole answer, each stream window) carries one key.
+        session = affinity_key(view.messages, incoming.get(SESSION_HEADER.lower()))
         timer = _Timer()
         call: asyncio.Future[httpx.Response] | None = None
         checking: asyncio.Future[list[Decision]] | None = None
@@ -109,13 +114,13 @@ class ChatService:
                 # The upstream call is scheduled first: its request leaves before the input check's rendering
                 # and guard request take their turn on the event loop.
                 call = asyncio.ensure_future(self.upstream.open("POST", PATH, headers, raw))
-                checking = asyncio.ensure_future(self._input_rail(view, timer))
+                checking = asyncio.ensure_future(self._input_rail(view, session, timer))
                 # A verdict that comes first and refuses ends the wait (and the call) at once.
                 await asyncio.wait((call, checking), return_when=asyncio.FIRST_COMPLETED)
                 if checking.done():
                     checking.result()
             else:
-                checking = asyncio.ensure_future(self._input_rail(view, timer))
+                checking = asyncio.ensure_future(self._input_rail(view, session, timer))
                 await checking
                 call = asyncio.ensure_future(self.upstream.open("POST", PATH, headers, raw))
             response = await call
@@ -125,7 +130,7 @@ class ChatService:
                 and response.headers.get("content-type", "").startswith("text/event-stream")
             )
             if streamed:
-                return await self._stream(response, view, checking, timer)
+                return await self._stream(response, view, session, checking, timer)
             decisions = await checking
         except BaseException:
             await _abandon(call)
@@ -134,12 +139,14 @@ class ChatService:
         guard_headers = {"x-guard-input": header_value(decisions), "x-guard-ms": f"{timer.ms:.1f}"}
         if response.status_code != 200:
             return await passthrough(response, {**guard_headers, "x-guard-output": "none"})
-        return await self._whole(response, view, self._prompt_annotation(decisions, view), guard_headers, timer)
+        annotation = self._prompt_annotation(decisions, view)
+        return await self._whole(response, view, session, annotation, guard_headers, timer)
 
     async def _whole(
         self,
         response: httpx.Response,
         view: GuardView,
+        session: str,
         prompt_annotation: dict[str, Any] | None,
         guard_headers: dict[str, str],
         timer: _Timer,
@@ -160,7 +167,7 @@ class ChatService:
             for index, choice in enumerate(choices)
         ]
         started = time.perf_counter()
-        decisions = await self._decide(checks, OUTPUT) if checks else []
+        decisions = await self._decide(checks, OUTPUT, session) if checks else []
         timer.ms += (time.perf_counter() - started) * 1000
         for choice, decision in zip(choices, decisions, strict=True):
             if decision.blocked:
@@ -182,10 +189,16 @@ class ChatService:
         return JSONResponse(answer, headers=headers)
 
     async def _stream(
-        self, response: httpx.Response, view: GuardView, checking: asyncio.Future[list[Decision]], timer: _Timer
+        self,
+        response: httpx.Response,
+        view: GuardView,
+        session: str,
+        checking: asyncio.Future[list[Decision]],
+        timer: _Timer,
     ) -> Response:
         async def check(answers: Sequence[tuple[int, str]]) -> list[Decision]:
-            return await self._decide([(view.with_answer(text), f"choices[{i}]") for i, text in answers], OUTPUT)
+            checks = [(view.with_answer(text), f"choices[{i}]") for i, text in answers]
+            return await self._decide(checks, OUTPUT, session)
 
         async def opening() -> bytes:
             return _prompt_chunk(self._prompt_annotation(await checking, view))
