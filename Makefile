@@ -14,8 +14,13 @@ PORT    ?=
 # GATEWAY=0 serves the guard alone; GATEWAY_PORT moves the gateway off 8080.
 GATEWAY ?= 1
 GATEWAY_PORT ?=
+# REPLICAS=N (N > 1) serves N guards behind vllm-router on PORT, the replicas on PORT+1..PORT+N (docs/replicas.md);
+# ROUTER_POLICY picks its routing (cache_aware by default, consistent_hash, round_robin, ...).
+REPLICAS ?= 1
+ROUTER_POLICY ?=
 SERVE_FLAGS = $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) $(if $(PORT),--port $(PORT)) \
-	$(if $(filter 0,$(GATEWAY)),--no-gateway) $(if $(GATEWAY_PORT),--gateway-port $(GATEWAY_PORT))
+	$(if $(filter 0,$(GATEWAY)),--no-gateway) $(if $(GATEWAY_PORT),--gateway-port $(GATEWAY_PORT)) \
+	$(if $(filter-out 1,$(REPLICAS)),--replicas $(REPLICAS)) $(if $(ROUTER_POLICY),--router-policy $(ROUTER_POLICY))
 
 .PHONY: install serve test lint unit e2e standin bench-serve bench bench-client bench-screen bench-gateway bench-gateway-chat loadtest eval reliability clean
 
