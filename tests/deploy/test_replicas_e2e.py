@@ -26,9 +26,21 @@ def test_two_replicas_behind_the_router_serve_and_stop_cleanly() -> None:
     router_port, gateway_port = free_port(), free_port()
     while {router_port + 1, router_port + 2} & {gateway_port}:
         gateway_port = free_port()
+    ports = ["--port", str(router_port), "--gateway-port", str(gateway_port)]
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "deploy", "serve", "--replicas", "2", "--model", "standin:tiny"]
-        + ["--host", "127.0.0.1", "--port", str(router_port), "--gateway-port", str(gateway_port)],
+        [
+            sys.executable,
+            "-m",
+            "deploy",
+            "serve",
+            "--replicas",
+            "2",
+            "--model",
+            "standin:tiny",
+            "--host",
+            "127.0.0.1",
+            *ports,
+        ],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
