@@ -288,9 +288,10 @@ class ReplicaSet:
         return None
 
     def stop(self) -> None:
+        """The router, then every replica at once: each stop may wait out its grace period."""
         self.router.stop()
-        for server in self.servers:
-            server.stop()
+        with ThreadPoolExecutor(max_workers=len(self.servers), thread_name_prefix="replica-stop") as stopping:
+            list(stopping.map(lambda server: server.stop(), self.servers))
         self._pool.shutdown(wait=False)
 
     def banner(self) -> str:
