@@ -146,3 +146,13 @@ def test_network_policies_admit_the_router_to_the_guard_and_clients_to_the_route
 
 def test_no_router_in_embedded_mode_or_by_default(render: Render) -> None:
     assert not [obj for obj in render() if obj["metadata"]["name"] == ROUTER]
+
+
+def test_the_router_image_installs_the_pinned_vllm_router_and_the_chart_names_that_version() -> None:
+    from chart_support import REPO, values_file
+
+    from tests.conftest import pinned_version
+
+    dockerfile = (REPO / "deploy" / "Dockerfile.router").read_text()
+    assert "pip install -c /tmp/constraints.txt vllm-router" in dockerfile
+    assert values_file("values.yaml")["router"]["image"]["tag"] == pinned_version("vllm-router")
