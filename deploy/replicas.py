@@ -44,6 +44,9 @@ ROUTER_POLICIES = (
 DEFAULT_ROUTER_POLICY = "cache_aware"
 #: How often the router probes each replica's /health once running (its own default is 60 s).
 HEALTH_CHECK_INTERVAL_S = 5
+#: Seconds a replica's circuit stays open (no requests) after repeated failures before the router tries it
+#: again (its own default is 60 s: a restarted replica would sit idle for a minute).
+CIRCUIT_OPEN_S = 10
 MAX_REPLICAS = 64
 
 
@@ -118,6 +121,8 @@ def router_command(
         "1",
         "--health-check-interval-secs",
         str(HEALTH_CHECK_INTERVAL_S),
+        "--cb-timeout-duration-secs",
+        str(CIRCUIT_OPEN_S),
         "--log-level",
         "warning",
         *extra,
