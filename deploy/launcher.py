@@ -20,9 +20,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
+import psutil
 
 from deploy.profiles import ServingProfile
 from deploy.standin import REPO_ROOT, is_standin, resolve_model
@@ -36,22 +37,56 @@ STANDIN_BANNER = (
 )
 
 
+#: The wrapper that ties a server's process group to this process's life (see `spawn_tied`).
+LIFELINE = Path(__file__).with_name("lifeline.py")
+#: Write ends of the lifelines of the servers this process started, by server pid.
+_LIFELINES: dict[int, int] = {}
+
+
+def spawn_tied(command: list[str], **popen: Any) -> subprocess.Popen[str]:
+    """Start `command` as the leader of a new process group that dies with this process, however this one
+    dies (SIGKILL, the out-of-memory killer): `deploy/lifeline.py` leaves a watchdog in the group that reads
+    a pipe only this process writes to, and ends the group at end-of-file. The returned process is the
+    server itself (the wrapper execs it); `stop_process_group` stops it and cuts the lifeline."""
+    read, write = os.pipe()
+    try:
+        process: subprocess.Popen[str] = subprocess.Popen(
+            [sys.executable, str(LIFELINE), str(read), "--", *command],
+            pass_fds=(read,),
+            start_new_session=True,  # its own process group, so a stop reaches the engine processes too
+            **popen,
+        )
+    except BaseException:
+        os.close(write)
+        raise
+    finally:
+        os.close(read)
+    _LIFELINES[process.pid] = write
+    return process
+
+
 def stop_process_group(process: subprocess.Popen[str] | None, grace: float) -> None:
-    """SIGTERM a process started with its own session, SIGKILL its group after `grace` seconds."""
-    if process is None or process.poll() is not None:
+    """SIGTERM a process started by `spawn_tied`, SIGKILL its group after `grace` seconds (also when the
+    leader already exited: its engine processes and the watchdog may not have), and cut its lifeline."""
+    if process is None:
         return
     try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=grace)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=grace)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     except ProcessLookupError:
         pass
     finally:
-        # Engine workers that outlived the API server share its process group.
+        # Engine workers that outlived the API server share its process group, as does the watchdog.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
+        lifeline = _LIFELINES.pop(process.pid, None)
+        if lifeline is not None:
+            os.close(lifeline)
 
 
 class LaunchError(RuntimeError):
@@ -81,6 +116,46 @@ def port_in_use(host: str, port: int) -> bool:
         except OSError:
             return True
     return False
+
+
+#: Command-line pieces of this project's servers: a port held by one of them is an earlier instance's.
+OWN_SERVERS = ("vllm.entrypoints.openai.api_server", "guard_gateway", "deploy serve")
+
+
+def port_holder(port: int) -> tuple[int, str, bool] | None:
+    """Who listens on `port`: (pid, command line, whether it is one of this project's servers), or None when
+    it cannot be told (another user's process, no permission)."""
+    try:
+        listening = [
+            c
+            for c in psutil.net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr[1] == port
+        ]
+    except psutil.Error:
+        return None
+    for connection in listening:
+        if connection.pid is None:
+            continue
+        try:
+            command = " ".join(psutil.Process(connection.pid).cmdline())
+        except psutil.Error:
+            continue
+        return connection.pid, command, any(piece in command for piece in OWN_SERVERS)
+    return None
+
+
+def port_taken(port: int, what: str) -> LaunchError:
+    """The error of a start that finds `port` in use, naming the process that holds it where it can."""
+    holder = port_holder(port)
+    if holder is None:
+        return LaunchError(f"port {port} is already in use: stop what listens there or choose another ({what}=...)")
+    pid, command, earlier = holder
+    whose = "an earlier instance of this project" if earlier else "another process"
+    shown = command if len(command) <= 160 else command[:157] + "..."
+    return LaunchError(
+        f"port {port} is already in use by {whose}, pid {pid} ({shown}): stop it (kill {pid}) "
+        f"or choose another port ({what}=...)"
+    )
 
 
 def free_port() -> int:
@@ -160,7 +235,7 @@ class GuardServer:
     def start(self) -> GuardServer:
         host, port = self.host or self.profile.host, self.port or self.profile.port
         if port_in_use(host, port):
-            raise LaunchError(f"port {port} is already in use: stop what listens there or choose another (PORT=...)")
+            raise port_taken(port, "PORT")
         model = self.model or os.environ.get("MODEL") or self.profile.model
         if model.startswith("standin:"):
             print(f"building the stand-in model ({model}) if it is not cached yet...", file=sys.stderr)
@@ -180,14 +255,13 @@ class GuardServer:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         self.log_path = LOG_DIR / f"vllm-{self.profile.name}-{port}.log"
         started = time.monotonic()
-        self._process = subprocess.Popen(
+        self._process = spawn_tied(
             self.command(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             text=True,
             env=env,
-            start_new_session=True,  # its own process group, so stop() reaches the engine processes too
         )
         self._reader = threading.Thread(target=self._pump, daemon=True)
         self._reader.start()
@@ -350,19 +424,16 @@ class GatewayServer:
 
     def start(self) -> GatewayServer:
         if port_in_use(self.host, self.port):
-            raise LaunchError(
-                f"port {self.port} is already in use: stop what listens there or choose another (GATEWAY_PORT=...)"
-            )
+            raise port_taken(self.port, "GATEWAY_PORT")
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("w") as log:
-            self._process = subprocess.Popen(
+            self._process = spawn_tied(
                 self.command(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 text=True,
                 cwd=REPO_ROOT,
-                start_new_session=True,
             )
         try:
             self._wait_ready()

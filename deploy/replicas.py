@@ -24,6 +24,8 @@ from deploy.launcher import (
     free_port,
     gpu_available,
     port_in_use,
+    port_taken,
+    spawn_tied,
     stop_process_group,
     wait_until_answering,
 )
@@ -167,17 +169,12 @@ class RouterServer:
     def start(self) -> RouterServer:
         command = self.command()
         if port_in_use(self.host, self.port):
-            raise LaunchError(f"port {self.port} is already in use: stop what listens there or choose another")
+            raise port_taken(self.port, "PORT")
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("w") as log:
-            self._process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                cwd=REPO_ROOT,
-                start_new_session=True,
+            # Tied to the launcher like every replica: a SIGKILLed launcher leaves no router behind.
+            self._process = spawn_tied(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, cwd=REPO_ROOT
             )
         try:
             self._wait_ready()
@@ -263,10 +260,7 @@ class ReplicaSet:
 
     def start(self) -> ReplicaSet:
         if port_in_use(self.router.host, self.router.port):
-            raise LaunchError(
-                f"port {self.router.port} (the router's) is already in use: stop what listens there or choose "
-                "another (PORT=...)"
-            )
+            raise port_taken(self.router.port, "PORT")
         futures = [self._pool.submit(server.start) for server in self.servers]
         try:
             for future in futures:

@@ -13,6 +13,7 @@ from typing import Any, TypeAlias
 from guard_client._errors import GuardInputError
 from guard_client._labels import GuardMode
 from guard_client._template import mode_of, render_conversation
+from guard_client.conversation import content_text
 
 Messages: TypeAlias = Sequence[Mapping[str, Any]]
 
@@ -36,30 +37,11 @@ class GuardInput:
 CheckItem: TypeAlias = str | tuple[str, str] | Messages | GuardInput
 
 
-def content_text(content: Any) -> str:
-    """Flatten a message's content to the string the template concatenates.
-
-    Multi-part (OpenAI content-array) content is joined with newlines and empty parts are
-    skipped, as vLLM does for templates that take string content; a non-text part is refused.
-    """
-    if isinstance(content, str):
-        return content
-    if isinstance(content, Sequence) and not isinstance(content, (bytes, bytearray)):
-        texts = []
-        for part in content:
-            if isinstance(part, str):
-                texts.append(part)
-            elif isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str):
-                texts.append(part["text"])
-            else:
-                kind = part.get("type") if isinstance(part, Mapping) else type(part).__name__
-                raise GuardInputError(f"message content part of type {kind!r} is not text; the guard reads text only")
-        return "\n".join(text for text in texts if text)
-    raise GuardInputError(f"message content must be a string or a list of text parts, not {type(content).__name__}")
-
-
 def prepare_input(messages: Messages) -> GuardInput:
-    """Validate `messages`, flatten their content to text, pick the mode and render the guard prompt."""
+    """Validate `messages`, flatten their content to text (`conversation.content_text`), pick the mode and
+    render the guard prompt exactly as the model's template does: roles it does not show (tool results, a
+    later system turn) are not shown. A conversation from an agent goes through
+    `conversation.conversation_view` first, which shows them."""
     if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
         raise GuardInputError("messages must be a list of {'role': ..., 'content': ...} mappings")
     if not messages:
@@ -68,11 +50,9 @@ def prepare_input(messages: Messages) -> GuardInput:
     for index, message in enumerate(messages):
         if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
             raise GuardInputError(f"message {index} must be a mapping with a string 'role' and a 'content'")
-        try:
-            text = content_text(message.get("content"))
-        except GuardInputError as exc:
-            raise GuardInputError(f"message {index}: {exc}") from None
-        normalized.append({"role": message["role"], "content": text})
+        normalized.append(
+            {"role": message["role"], "content": content_text(message.get("content"), f"messages[{index}].content")}
+        )
     mode = mode_of(normalized)
     return GuardInput(tuple(normalized), mode, render_conversation(mode, normalized))
 

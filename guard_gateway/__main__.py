@@ -52,6 +52,14 @@ def _serve(args: argparse.Namespace) -> int:
     # httpx logs every upstream request at INFO: a second, costlier access log (py-spy: 6% of a request's CPU).
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     app = create_app(config)
+    constrain = {True: "on", False: "off", None: "on if the guard serves the random-weight stand-in"}
+    logging.getLogger("guard_gateway").info(
+        "serving on %s:%d in front of the guard at %s; constrained decoding: %s",
+        config.host,
+        config.port,
+        config.guard.url,
+        constrain[config.guard.constrain],
+    )
     # What exists now (modules, the app, its models and schemas) lives as long as the process: keep it out
     # of every later collection, which would otherwise walk it all each time the young generations
     # overflow into the old one: a quarter of a request's CPU against an instant guard (775 -> 580 us).

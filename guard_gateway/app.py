@@ -77,9 +77,9 @@ def build_state(
         guard=guard,
         policy=policy,
         moderations=ModerationService(guard, policy, config.moderations),
-        checks=CheckService(guard, policy, config.moderations),
-        litellm=GuardrailService(guard, policy),
-        chat=ChatService(guard, policy, config.chat, upstream),
+        checks=CheckService(guard, policy, config.moderations, config.conversation.non_text),
+        litellm=GuardrailService(guard, policy, config.conversation.non_text),
+        chat=ChatService(guard, policy, config.chat, upstream, config.conversation.non_text),
         api_keys=api_keys,
     )
 

@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from guard_client.conversation import NonText
 from guard_gateway.chat.settings import ChatSettings
 from guard_gateway.policy import PolicySettings
 
@@ -54,10 +55,21 @@ class GuardSettings(_Section):
     concurrency: int = Field(default=16, ge=1, le=1024, description="guard checks in flight per gateway request")
     scores: bool = Field(default=False, description="ask for the verdict token's probabilities (category_scores)")
     chunk: bool = Field(default=True, description="check inputs longer than the guard accepts in windows")
-    constrain: bool = Field(
-        default=False, description="grammar-constrained answers: always a verdict (needed by the random stand-in)"
+    constrain: bool | None = Field(
+        default=None,
+        description="grammar-constrained answers: always a verdict; unset: on exactly when the guard serves the "
+        "random-weight stand-in (whose free output never parses)",
     )
     ready_ttl_seconds: float = Field(default=2.0, ge=0, description="how long a /ready answer is reused")
+
+
+class ConversationSettings(_Section):
+    """How every endpoint turns a conversation into what the guard is shown (docs/conversation-view.md)."""
+
+    non_text: NonText = Field(
+        default=NonText.REFUSE,
+        description="refuse (422 naming the part) or pass_annotated: image, audio and file parts, on every endpoint",
+    )
 
 
 class ModerationSettings(_Section):
@@ -122,6 +134,9 @@ class GatewayConfig(_Section):
     port: int = Field(default=DEFAULT_PORT, ge=1, le=65535, description="port to listen on")
     guard: GuardSettings = Field(default=GuardSettings(), description="the guard server and how to call it")
     policy: PolicySettings = Field(default=PolicySettings(), description="verdict -> allow, annotate or block")
+    conversation: ConversationSettings = Field(
+        default=ConversationSettings(), description="what the guard is shown of a conversation"
+    )
     moderations: ModerationSettings = Field(default=ModerationSettings(), description="/v1/moderations")
     cache: CacheSettings = Field(default=CacheSettings(), description="the verdict cache (LRU, bounded in age)")
     auth: AuthSettings = Field(default=AuthSettings(), description="client bearer keys")

@@ -54,6 +54,16 @@ class InvalidRequest(GatewayError):
     status_code = 400
 
 
+class UnsupportedRequest(GatewayError):
+    """A request part the guard cannot read (an image, audio, a file) under `conversation.non_text: refuse`:
+    never passed on unguarded."""
+
+    status_code = 422
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message, param=param, code="unsupported_request")
+
+
 class AuthenticationFailed(GatewayError):
     status_code = 401
 

@@ -4,39 +4,81 @@ the check metrics. Endpoints hand it prepared inputs and get one verdict per inp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from guard_client import (
+    STANDIN_WARNING,
     AsyncGuardClient,
     CheckOptions,
     FailurePolicy,
     GuardError,
     GuardInput,
     GuardInputError,
+    ServerInfo,
     Verdict,
     prepare_input,
 )
+from guard_client.conversation import (
+    ConversationError,
+    ConversationView,
+    NonText,
+    NonTextPartError,
+    answer_view,
+    conversation_view,
+)
 from guard_gateway.cache import CacheKey, VerdictCache
 from guard_gateway.config import GuardSettings
-from guard_gateway.errors import InvalidRequest
+from guard_gateway.errors import InvalidRequest, UnsupportedRequest
 from guard_gateway.metrics import GatewayMetrics
 
 log = logging.getLogger("guard_gateway")
 _INPUT_ERROR = GuardInputError.__name__
 
 
+@contextlib.contextmanager
+def _readable() -> Iterator[None]:
+    """A part the guard cannot read is a 422 naming it (under `conversation.non_text: refuse`); a malformed
+    message a 400 naming it."""
+    try:
+        yield
+    except NonTextPartError as exc:
+        raise UnsupportedRequest(
+            f"{exc}; the gateway does not pass unguarded content "
+            "(conversation.non_text: pass_annotated lets it through, annotated)",
+            param=exc.param,
+        ) from None
+    except ConversationError as exc:
+        raise InvalidRequest(str(exc), param=exc.param) from None
+
+
+def view_of(messages: Any, param: str, non_text: NonText) -> ConversationView:
+    """The guard's view of a client's conversation (`guard_client.conversation`), the one every endpoint
+    checks."""
+    with _readable():
+        return conversation_view(messages, non_text, param)
+
+
+def answer_of(message: Mapping[str, Any], param: str, non_text: NonText) -> ConversationView:
+    """An answer as the guard reads it (`guard_client.conversation.answer_view`)."""
+    with _readable():
+        return answer_view(message, non_text, param)
+
+
 @dataclass(frozen=True)
 class Readiness:
     ready: bool
     detail: str
+    #: Whether checks are grammar-constrained; None while unset and not yet learnt from the guard.
+    constrain: bool | None = None
 
 
 def affinity_key(messages: Sequence[Mapping[str, str]], given: str | None = None) -> str:
@@ -67,12 +109,9 @@ class Guard:
         self._metrics = metrics
         self._cache = cache
         self._log_text = log_checked_text
-        self._options: CheckOptions = {
-            "scores": settings.scores,
-            "chunk": settings.chunk,
-            "constrain": settings.constrain,
-        }
-        self._option_key = tuple(sorted(self._options.items()))
+        #: guard.constrain as set, else learnt from the served model (the stand-in: on); None until then.
+        self.constrain = settings.constrain
+        self._options: CheckOptions = {"scores": settings.scores, "chunk": settings.chunk}
         self._client_args: dict[str, Any] = {
             "api_key": settings.api_key.get_secret_value() if settings.api_key else None,
             "model": settings.model,
@@ -95,13 +134,36 @@ class Guard:
         except GuardInputError as exc:
             raise InvalidRequest(f"Invalid value for {param!r}: {exc}", param=param) from None
 
+    def _learn(self, info: ServerInfo) -> None:
+        """With guard.constrain unset, constrain exactly when the guard serves the random-weight stand-in."""
+        if self.constrain is None:
+            self.constrain = info.is_standin
+            if info.is_standin:
+                log.warning(
+                    "the guard at %s serves the random-weight stand-in: constrained decoding on (guard.constrain "
+                    "unset); %s",
+                    self.settings.url,
+                    STANDIN_WARNING,
+                )
+
+    async def _options_now(self) -> CheckOptions:
+        """The check options, guard.constrain learnt first when unset. The client fetches the server's model
+        list before its first check anyway (cached after): asking for it here costs no extra request."""
+        if self.constrain is None:
+            with contextlib.suppress(GuardError):
+                self._learn(await self.client.server_info())
+        return {**self._options, "constrain": bool(self.constrain)}
+
     async def check(
         self, inputs: Sequence[GuardInput], endpoint: str, params: Sequence[str], session: str | None = None
     ) -> list[Verdict]:
         """One verdict per input, in order: cached ones at once, the rest from the guard concurrently
         (each distinct prompt once). An input the guard refuses as given is a 400 naming its param.
-        `session`: the conversation's affinity key (see `affinity_key`), sent with every check."""
-        keys = [CacheKey(self.model, item.mode, item.prompt, self._option_key) for item in inputs]
+        `session`: the conversation's affinity key (see `affinity_key`), sent with every check; not part of
+        the cache key (a verdict does not depend on the replica that gave it)."""
+        options = await self._options_now()
+        option_key = tuple(sorted(options.items()))
+        keys = [CacheKey(self.model, item.mode, item.prompt, option_key) for item in inputs]
         found: dict[CacheKey, Verdict] = {}
         if self._cache is not None:
             for key in keys:
@@ -115,11 +177,11 @@ class Guard:
             if self._log_text:
                 log.info("checking %s", [item.messages for item in missing.values()])
             started = time.perf_counter()
-            options: CheckOptions = {**self._options, "session": session} if session else self._options
+            sent: CheckOptions = {**options, "session": session} if session else options
             verdicts = await self.client.check_many(
                 list(missing.values()),  # prepared once by the endpoint: checked as they are
                 concurrency=self.settings.concurrency,
-                **options,
+                **sent,
             )
             self._metrics.guard_latency.observe(time.perf_counter() - started)
             for key, verdict in zip(missing, verdicts, strict=True):
@@ -154,9 +216,15 @@ class Guard:
         )
         try:
             info = await asyncio.wait_for(probe.server_info(), timeout=self.settings.timeout)
-            result = Readiness(True, f"the guard at {self.settings.url} serves {info.model!r}")
+            self._learn(info)
+            detail = f"the guard at {self.settings.url} serves {info.model!r}"
+            if info.is_standin:
+                detail += f" (the random-weight stand-in; constrained decoding {'on' if self.constrain else 'off'})"
+            result = Readiness(True, detail, self.constrain)
         except (GuardError, TimeoutError) as exc:
-            result = Readiness(False, f"the guard at {self.settings.url} is not ready: {exc or 'timed out'}")
+            result = Readiness(
+                False, f"the guard at {self.settings.url} is not ready: {exc or 'timed out'}", self.constrain
+            )
         finally:
             if self._transport is None:
                 await probe.aclose()

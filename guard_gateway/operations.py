@@ -21,7 +21,11 @@ async def health() -> dict[str, str]:
 async def ready(request: Request) -> JSONResponse:
     readiness = await gateway_state(request).guard.readiness()
     return JSONResponse(
-        {"status": "ready" if readiness.ready else "not_ready", "detail": readiness.detail},
+        {
+            "status": "ready" if readiness.ready else "not_ready",
+            "detail": readiness.detail,
+            "constrain": readiness.constrain,
+        },
         status_code=200 if readiness.ready else 503,
     )
 

@@ -1,7 +1,9 @@
 """`python -m reliability` (`make reliability`): fuzz every interface, inject faults and overload, check
-the security properties, and write reliability.json + reliability.md (exit 1 when an invariant broke).
+the security properties and indirect injection on every surface, and write reliability.json +
+reliability.md (exit 1 when an invariant broke).
 
-    python -m reliability [--quick] [--out reliability/reports] [--only fuzz,faults,replicas,overload,security]
+    python -m reliability [--quick] [--out reliability/reports]
+        [--only fuzz,faults,replicas,overload,security,injection]
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from reliability.report import Report
 
-PARTS = ("fuzz", "faults", "replicas", "overload", "security")
+PARTS = ("fuzz", "faults", "replicas", "overload", "security", "injection")
 #: (gateway cases per route and generation mode, chat cases, client cases per function, CLI, screen files)
 SIZES = {"full": (120, 400, 350, 120, 40), "quick": (8, 15, 25, 8, 3)}
 #: The scenarios of the quick run (inside `make test`); the full run has all of them.
@@ -53,6 +55,7 @@ def fuzz(report: Report, workdir: Path, quick: bool) -> None:
 
 def run(quick: bool, parts: list[str], workdir: Path) -> Report:
     from reliability.faults import Run, run_faults
+    from reliability.injection import run_injection
     from reliability.overload import run_overload
     from reliability.replicas import run_replicas
     from reliability.security import run_security
@@ -71,6 +74,8 @@ def run(quick: bool, parts: list[str], workdir: Path) -> Report:
         report.overload = {"ok": True, "skipped": True}
     if "security" in parts:
         run_security(report, workdir)
+    if "injection" in parts:
+        run_injection(report, workdir)
     report.seconds = time.monotonic() - started
     return report
 
@@ -93,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{'PASSED' if report.passed() else 'FAILED'}: {totals['inputs']} inputs, {totals['scenarios']} fault "
         f"scenarios, lost {totals['lost']}, silent Safe {totals['silent_safe']}, unexpected 5xx "
         f"{totals['unexpected_5xx']}, crashes {totals['crashes']}, hangs {totals['hangs']}, orphans "
-        f"{totals['orphans']} ({report.seconds:.0f} s) -> {md_path}, {json_path}"
+        f"{totals['orphans']}, injection cells failed {totals['injection_failed']} ({report.seconds:.0f} s) "
+        f"-> {md_path}, {json_path}"
     )
     return 0 if report.passed() else 1
 

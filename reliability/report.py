@@ -95,6 +95,8 @@ class Report:
     scenarios: list[Scenario] = field(default_factory=list)
     overload: dict[str, Any] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
+    #: Indirect injection (reliability/injection.py): one row per surface and position.
+    injection: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
     def tally(self, interface: str) -> Tally:
@@ -118,6 +120,7 @@ class Report:
             "scenarios": len(self.scenarios),
             "scenarios_failed": sum(not s.ok for s in self.scenarios),
             "checks_failed": sum(not c.ok for c in self.checks),
+            "injection_failed": sum(not row["ok"] for row in self.injection),
         }
 
     def passed(self) -> bool:
@@ -127,6 +130,7 @@ class Report:
             all(totals[name] == 0 for name in zero)
             and totals["scenarios_failed"] == 0
             and totals["checks_failed"] == 0
+            and totals["injection_failed"] == 0
             and bool(self.overload.get("ok", False))
         )
 
@@ -140,6 +144,7 @@ class Report:
             "scenarios": [asdict(s) for s in self.scenarios],
             "overload": self.overload,
             "checks": [asdict(c) for c in self.checks],
+            "injection": self.injection,
         }
 
     def write(self, out: Path) -> tuple[Path, Path]:
@@ -204,6 +209,8 @@ def markdown(data: dict[str, Any]) -> str:
                     f"| {p['name']} | {p['rate']} | {p['seconds']} | {p['sent']} | {p['ok']} | {p['overloaded']} "
                     f"| {p['unavailable']} | {p['other']} | {p['late']} | {p['answered_per_s']} | {p['p95_ms']} |"
                 )
+    if data.get("injection"):
+        lines += _injection_table(data["injection"])
     lines += ["", "## Security and overload checks", "", "| check | ok | detail |", "|---|---|---|"]
     for c in data["checks"]:
         lines.append(f"| {c['name']} | {'yes' if c['ok'] else '**NO**'} | {c['detail']} |")
@@ -212,3 +219,27 @@ def markdown(data: dict[str, Any]) -> str:
         lines += ["", "## First bad outcomes", ""]
         lines += [f"- {name}: `{e}`" for name, e in examples]
     return "\n".join(lines) + "\n"
+
+
+def _injection_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Positions down, surfaces across; each cell: the marked conversation's outcome / its clean twin's."""
+    surfaces = list(dict.fromkeys(row["surface"] for row in rows))
+    cells = {(row["position"], row["surface"]): row for row in rows}
+    lines = [
+        "",
+        "## Indirect injection",
+        "",
+        "A scripted guard flags one marker wherever the guard's template shows it. Each cell: the conversation with "
+        "the marker / the same conversation without it (must read blocked / passed).",
+        "",
+        "| marker in | " + " | ".join(surfaces) + " |",
+        "|---|" + "---|" * len(surfaces),
+    ]
+    for position in dict.fromkeys(row["position"] for row in rows):
+        row_cells = []
+        for surface in surfaces:
+            row = cells[(position, surface)]
+            text = f"{row['marked']} / {row['clean']}"
+            row_cells.append(text if row["ok"] else f"**{text}**")
+        lines.append(f"| {position} | " + " | ".join(row_cells) + " |")
+    return lines

@@ -2,7 +2,8 @@
 subprocess (tests/fake_vllm.FakeVLLM as the guard, loadtest/fake_llm.FakeUpstream as the main LLM),
 the gateway, and the accounting of what is left running.
 
-    python -m reliability.services guard --port P [--verdict unsafe|marked] [--delay S] [--slots N] [--record F]
+    python -m reliability.services guard --port P [--verdict unsafe|marked|injection] [--delay S] [--slots N]
+                                         [--record F]
     python -m reliability.services upstream --port P [--words N] [--token-interval S]
 
 The fakes are httpx handlers; `asgi_app` puts one behind uvicorn so a fault can SIGKILL, SIGSTOP and
@@ -80,6 +81,10 @@ def _guard_handler(verdict: str) -> Handler:
 
     if verdict == "unsafe":
         return FakeVLLM(reply=lambda body: UNSAFE_ANSWER)
+    if verdict == "injection":
+        from reliability.injection import injection_reply
+
+        return FakeVLLM(reply=injection_reply)
     return FakeVLLM(reply=marked_reply, fail=marked_failure)
 
 
@@ -283,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reliability.services", description=__doc__.split("\n\n")[0])
     parser.add_argument("kind", choices=["guard", "upstream"])
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--verdict", choices=["unsafe", "marked"], default="marked")
+    parser.add_argument("--verdict", choices=["unsafe", "marked", "injection"], default="marked")
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--slots", type=int)
     parser.add_argument("--record")

@@ -1,8 +1,9 @@
 """`POST /v1/chat/completions` with input and output rails around the main LLM.
 
-Input rail: the conversation (see `protocol.guard_view`) with prompt moderation, `pre_call` (check, then
-call) or `parallel` (call and check together; nothing is released before the verdict; a block or a guard
-failure under fail_closed closes the upstream request so its tokens are not spent). In `parallel`, a stream's
+Input rail: the conversation as `guard_client.conversation` shows it (`ConversationView.input_checks`),
+`pre_call` (check, then call) or `parallel` (call and check together; nothing is released before the
+verdict; a block or a guard failure under fail_closed closes the upstream request so its tokens are not
+spent). In `parallel`, a stream's
 output rail also starts on the first text while the input check still runs, so a stream's first token
 waits on one check, not two in a row; the stream still sends nothing before the input verdict. A block is HTTP 400 as
 Azure OpenAI sends it, also for `stream: true` (plain JSON, before any event).
@@ -29,22 +30,20 @@ import httpx
 from starlette.responses import JSONResponse, Response
 
 from guard_client import SESSION_HEADER
+from guard_client.conversation import ConversationView, NonText
 from guard_gateway.chat.protocol import (
     ChatRails,
     ContentFiltered,
-    GuardView,
     annotates,
-    answer_text,
     filter_results,
-    guard_view,
     header_value,
     qwen3guard,
 )
-from guard_gateway.chat.settings import ChatSettings, InputMode, Unsupported
+from guard_gateway.chat.settings import ChatSettings, InputMode
 from guard_gateway.chat.streaming import DisconnectAwareStream, StreamRail, sse
 from guard_gateway.chat.upstream import Upstream, UpstreamError, passthrough, returned_headers
 from guard_gateway.errors import InvalidRequest
-from guard_gateway.guard import Guard, affinity_key
+from guard_gateway.guard import Guard, affinity_key, answer_of, view_of
 from guard_gateway.policy import Decision, Policy
 
 INPUT = "chat_input"
@@ -58,11 +57,14 @@ class _Timer:
 
 
 class ChatService:
-    def __init__(self, guard: Guard, policy: Policy, settings: ChatSettings, upstream: Upstream) -> None:
+    def __init__(
+        self, guard: Guard, policy: Policy, settings: ChatSettings, upstream: Upstream, non_text: NonText
+    ) -> None:
         self._guard = guard
         self._policy = policy
         self.settings = settings
         self.upstream = upstream
+        self._non_text = non_text
 
     async def _decide(
         self, checks: Sequence[tuple[Sequence[Mapping[str, str]], str]], endpoint: str, session: str
@@ -71,27 +73,24 @@ class ChatService:
         verdicts = await self._guard.check(inputs, endpoint, [param for _, param in checks], session)
         return self._policy.decide_all(verdicts, endpoint)  # GuardUnavailable under fail_closed
 
-    async def _input_rail(self, view: GuardView, session: str, timer: _Timer) -> list[Decision]:
+    async def _input_rail(self, view: ConversationView, session: str, timer: _Timer) -> list[Decision]:
         started = time.perf_counter()
         try:
-            decisions = await self._decide(view.input_checks(), INPUT, session)
+            decisions = await self._decide([(check, "messages") for check in view.input_checks()], INPUT, session)
         finally:
             timer.ms += (time.perf_counter() - started) * 1000
         if any(decision.blocked for decision in decisions):
             raise ContentFiltered(decisions, self._policy.strictness)
         return decisions
 
-    def _prompt_annotation(self, decisions: Sequence[Decision], view: GuardView) -> dict[str, Any] | None:
+    def _prompt_annotation(self, decisions: Sequence[Decision], view: ConversationView) -> dict[str, Any] | None:
         """Azure's `prompt_filter_results` when the input is annotated: monitor mode, fail open, or parts
-        the guard could not read (passed by `chat.unsupported: pass_annotated`)."""
+        the guard could not read (passed by `conversation.non_text: pass_annotated`)."""
         if not annotates(decisions) and not view.unread:
             return None
         results = filter_results(decisions)
         if view.unread:
-            results["error"] = {
-                "code": "content_filter_error",
-                "message": "Not filtered (the guard reads text only): " + ", ".join(view.unread),
-            }
+            results["error"] = _unread_error(view.unread)
         entry: dict[str, Any] = {"prompt_index": 0, "content_filter_results": results}
         entry["qwen3guard"] = qwen3guard(decisions, self._policy.strictness)
         return entry
@@ -102,7 +101,7 @@ class ChatService:
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise InvalidRequest("We could not parse the JSON body of your request") from None
         rails = ChatRails.read(body)
-        view = guard_view(rails.messages, refuse_unsupported=self.settings.unsupported is Unsupported.REFUSE)
+        view = view_of(rails.messages, "messages", self._non_text)
         headers = self.upstream.headers(incoming)
         # Every check of this conversation (input, whole answer, each stream window) carries one key.
         session = affinity_key(view.messages, incoming.get(SESSION_HEADER.lower()))
@@ -142,10 +141,16 @@ class ChatService:
         annotation = self._prompt_annotation(decisions, view)
         return await self._whole(response, view, session, annotation, guard_headers, timer)
 
+    def _answer(self, message: Any, param: str) -> tuple[str, tuple[str, ...]]:
+        """An upstream answer's text as the guard reads it and the parts it passed unread; a part it cannot
+        read is refused (422 naming it) under `conversation.non_text: refuse`, as a request's would be."""
+        answer = answer_of(message if isinstance(message, Mapping) else {}, param, self._non_text)
+        return answer.messages[0]["content"], answer.unread
+
     async def _whole(
         self,
         response: httpx.Response,
-        view: GuardView,
+        view: ConversationView,
         session: str,
         prompt_annotation: dict[str, Any] | None,
         guard_headers: dict[str, str],
@@ -162,21 +167,23 @@ class ChatService:
         choices = answer.get("choices") if isinstance(answer, dict) else None
         if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
             raise UpstreamError("The upstream LLM's answer is not a chat completion", code="upstream_bad_response")
-        checks = [
-            (view.with_answer(answer_text(choice.get("message") or {})), f"choices[{index}]")
-            for index, choice in enumerate(choices)
+        answers = [
+            self._answer(choice.get("message"), f"choices[{index}].message") for index, choice in enumerate(choices)
         ]
+        checks = [(view.with_answer(text), f"choices[{index}]") for index, (text, _) in enumerate(answers)]
         started = time.perf_counter()
         decisions = await self._decide(checks, OUTPUT, session) if checks else []
         timer.ms += (time.perf_counter() - started) * 1000
-        for choice, decision in zip(choices, decisions, strict=True):
+        for choice, decision, (_, unread) in zip(choices, decisions, answers, strict=True):
             if decision.blocked:
                 choice["message"] = {"role": "assistant", "content": None}
                 choice["finish_reason"] = "content_filter"
                 choice.pop("logprobs", None)
-            if decision.blocked or annotates([decision]):
+            if decision.blocked or annotates([decision]) or unread:
                 choice["content_filter_results"] = filter_results([decision])
                 choice["qwen3guard"] = qwen3guard([decision], self._policy.strictness)
+            if unread and not decision.blocked:
+                choice["content_filter_results"]["error"] = _unread_error(unread)
         if prompt_annotation is not None:
             answer["prompt_filter_results"] = [prompt_annotation]
         headers = {
@@ -191,7 +198,7 @@ class ChatService:
     async def _stream(
         self,
         response: httpx.Response,
-        view: GuardView,
+        view: ConversationView,
         session: str,
         checking: asyncio.Future[list[Decision]],
         timer: _Timer,
@@ -245,6 +252,11 @@ async def _abandon(task: asyncio.Future[Any] | None) -> None:
         result = await task
         if isinstance(result, httpx.Response):
             await result.aclose()
+
+
+def _unread_error(unread: Sequence[str]) -> dict[str, str]:
+    """Azure's content_filter_error for the parts the guard passed unread."""
+    return {"code": "content_filter_error", "message": "Not filtered (the guard reads text only): " + ", ".join(unread)}
 
 
 def _prompt_chunk(annotation: dict[str, Any] | None) -> bytes:

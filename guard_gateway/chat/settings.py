@@ -23,13 +23,6 @@ class StreamMode(StrEnum):
     END_ONLY = "end_only"
 
 
-class Unsupported(StrEnum):
-    #: A request part the rails cannot read (an image, audio, a file) is refused with 422 unsupported_request.
-    REFUSE = "refuse"
-    #: It is passed on unchecked, the text around it checked, and the response annotated as partly unfiltered.
-    PASS_ANNOTATED = "pass_annotated"
-
-
 class ChatSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -43,9 +36,6 @@ class ChatSettings(BaseModel):
         ge=0,
         description="none: every check sees the whole answer so far (prefix-cached); n: only the new window "
         "and n characters before it",
-    )
-    unsupported: Unsupported = Field(
-        default=Unsupported.REFUSE, description="refuse (422) or pass_annotated for parts the guard cannot read"
     )
     passthrough_routes: tuple[str, ...] = Field(
         default=(), description="paths proxied to the upstream unguarded (e.g. /v1/embeddings); others are 404"

@@ -32,7 +32,8 @@ import httpx
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from guard_gateway.chat.protocol import annotates, answer_text, filter_results, qwen3guard
+from guard_client.conversation import answer_text
+from guard_gateway.chat.protocol import annotates, filter_results, qwen3guard
 from guard_gateway.chat.settings import StreamMode
 from guard_gateway.errors import GatewayError, GuardUnavailable
 from guard_gateway.policy import Decision

@@ -14,7 +14,8 @@ class Conversation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     messages: list[dict[str, Any]] = Field(
-        description="OpenAI chat messages; the last role picks prompt (user) or response (assistant) moderation"
+        description="OpenAI chat messages, shown to the guard as docs/conversation-view.md says; a last assistant "
+        "turn is checked as a response, any other as a prompt"
     )
 
 
@@ -35,6 +36,9 @@ class GuardCheckResult(BaseModel):
     action: Action = Field(description="what the gateway's policy does with it: allow, annotate or block")
     error: str | None = None
     policy: FailurePolicy | None = Field(default=None, description="set when the guard did not decide")
+    unread: list[str] = Field(
+        default_factory=list, description="non-text parts passed unread (conversation.non_text: pass_annotated)"
+    )
 
 
 class GuardCheckResponse(BaseModel):

@@ -1,13 +1,16 @@
-"""`/v1/guard/checks`: whole conversations, typed verdicts with the policy's action."""
+"""`/v1/guard/checks`: whole conversations as `guard_client.conversation` shows them (tool results and late
+system turns as user turns, tool calls, every text part), one check each, typed verdicts with the policy's
+action. A conversation is checked as a response when its last turn is the assistant's, else as a prompt."""
 
 from __future__ import annotations
 
 import uuid
 
+from guard_client.conversation import NonText
 from guard_gateway.checks.protocol import GuardCheckRequest, GuardCheckResponse, GuardCheckResult
 from guard_gateway.config import ModerationSettings
 from guard_gateway.errors import InvalidRequest
-from guard_gateway.guard import Guard
+from guard_gateway.guard import Guard, view_of
 from guard_gateway.moderations.serving import resolve_model
 from guard_gateway.policy import Policy
 
@@ -15,10 +18,11 @@ ENDPOINT = "checks"
 
 
 class CheckService:
-    def __init__(self, guard: Guard, policy: Policy, settings: ModerationSettings) -> None:
+    def __init__(self, guard: Guard, policy: Policy, settings: ModerationSettings, non_text: NonText) -> None:
         self._guard = guard
         self._policy = policy
         self._settings = settings
+        self._non_text = non_text
 
     async def create(self, request: GuardCheckRequest) -> GuardCheckResponse:
         model = resolve_model(request.model, self._guard.model, self._settings.model_aliases)
@@ -30,7 +34,8 @@ class CheckService:
                 param="checks",
             )
         params = [f"checks[{index}].messages" for index in range(len(request.checks))]
-        inputs = [self._guard.prepare(c.messages, p) for c, p in zip(request.checks, params, strict=True)]
+        views = [view_of(c.messages, p, self._non_text) for c, p in zip(request.checks, params, strict=True)]
+        inputs = [self._guard.prepare(view.checked(), p) for view, p in zip(views, params, strict=True)]
         verdicts = await self._guard.check(inputs, ENDPOINT, params)
         decisions = self._policy.decide_all(verdicts, ENDPOINT)
         results = [
@@ -44,7 +49,8 @@ class CheckService:
                 action=d.action,
                 error=d.verdict.error,
                 policy=d.verdict.policy,
+                unread=list(view.unread),
             )
-            for d in decisions
+            for d, view in zip(decisions, views, strict=True)
         ]
         return GuardCheckResponse(id=f"gchk-{uuid.uuid4().hex}", model=model, results=results)

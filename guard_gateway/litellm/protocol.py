@@ -26,6 +26,9 @@ class GuardrailRequest(BaseModel):
     input_type: InputType
     texts: list[str] = Field(default_factory=list)
     structured_messages: list[dict[str, Any]] | None = None
+    #: The answer's tool calls (input_type response), checked with its texts.
+    tool_calls: list[dict[str, Any]] | None = None
+    images: list[Any] | None = None
     model: str | None = None
 
 

@@ -1,60 +1,53 @@
-"""LiteLLM's generic guardrail: `request` is prompt moderation, `response` response moderation in
-the conversation's context; the policy's block answers BLOCKED with severity and categories."""
+"""LiteLLM's generic guardrail, on the conversation as `guard_client.conversation` shows it.
+
+`request`: the whole conversation the main model will read (`structured_messages`), tool results and late
+system turns after the last user message included: prompt moderation up to its last non-assistant turn, and
+response moderation of trailing assistant turns the client wrote. Without `structured_messages`, each of
+`texts` is a prompt. `response`: the answer (`texts` and `tool_calls`) with response moderation in that
+conversation's context. The policy's block answers BLOCKED with severity and categories. Images LiteLLM
+sends beside the texts follow `conversation.non_text` as content parts do.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 from guard_client import GuardInput
-from guard_gateway.guard import Guard
+from guard_client.conversation import NonText
+from guard_gateway.errors import UnsupportedRequest
+from guard_gateway.guard import Guard, answer_of, view_of
 from guard_gateway.litellm.protocol import GuardrailAction, GuardrailRequest, GuardrailResponse, InputType
 from guard_gateway.policy import Policy
 
 ENDPOINT = "litellm"
-_CONVERSATION_ROLES = ("system", "user", "assistant")
-
-
-def _text(content: Any) -> str:
-    """A message's text; non-text parts (images) are left out, as the guard reads text only."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(
-            part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
-        )
-    return ""
-
-
-def _context(messages: list[dict[str, Any]] | None) -> list[dict[str, str]]:
-    """The conversation up to and including the last user message, text only."""
-    kept = [
-        {"role": m["role"], "content": _text(m.get("content"))}
-        for m in messages or []
-        if isinstance(m, dict) and m.get("role") in _CONVERSATION_ROLES
-    ]
-    last_user = max((i for i, m in enumerate(kept) if m["role"] == "user"), default=-1)
-    return kept[: last_user + 1]
 
 
 class GuardrailService:
-    def __init__(self, guard: Guard, policy: Policy) -> None:
+    def __init__(self, guard: Guard, policy: Policy, non_text: NonText) -> None:
         self._guard = guard
         self._policy = policy
+        self._non_text = non_text
 
     def _inputs(self, request: GuardrailRequest) -> tuple[list[GuardInput], list[str]]:
-        context = _context(request.structured_messages)
+        if request.images and self._non_text is NonText.REFUSE:
+            raise UnsupportedRequest(
+                "images: the guard reads text only; the gateway does not pass unguarded content "
+                "(conversation.non_text: pass_annotated lets it through)",
+                param="images",
+            )
+        param = "structured_messages"
+        context = view_of(request.structured_messages or [], param, self._non_text)
         if request.input_type is InputType.REQUEST:
-            if context:
-                return [self._guard.prepare(context, "structured_messages")], ["structured_messages"]
+            if context.messages:
+                checks = context.input_checks()
+                return [self._guard.prepare(check, param) for check in checks], [param] * len(checks)
             params = [f"texts[{i}]" for i in range(len(request.texts))]
             return [
                 self._guard.prepare([{"role": "user", "content": text}], param)
                 for text, param in zip(request.texts, params, strict=True)
             ], params
-        if not request.texts:
+        if not request.texts and not request.tool_calls:
             return [], []
-        answer = {"role": "assistant", "content": "\n".join(request.texts)}
-        return [self._guard.prepare([*context, answer], "texts")], ["texts"]
+        answer = answer_of({"content": request.texts, "tool_calls": request.tool_calls}, "texts", self._non_text)
+        return [self._guard.prepare(context.with_answer(answer.messages[0]["content"]), "texts")], ["texts"]
 
     async def apply(self, request: GuardrailRequest) -> GuardrailResponse:
         inputs, params = self._inputs(request)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import httpx
+import psutil
 import pytest
 
 from deploy.__main__ import main as deploy_main
-from deploy.launcher import LaunchError
+from deploy.launcher import LaunchError, free_port
 from deploy.profiles import load_profile
-from deploy.replicas import ROUTER_POLICIES, ReplicaSet, cpu_shares, replica_env, router_command
+from deploy.replicas import ROUTER_POLICIES, ReplicaSet, RouterServer, cpu_shares, replica_env, router_command
+from reliability.services import fake_guard
 
 
 def error_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -86,3 +91,25 @@ def test_every_policy_is_one_vllm_router_knows() -> None:
     assert set(ROUTER_POLICIES) == set(known)
     with pytest.raises(LaunchError, match="unknown router policy 'fastest'"):
         router_command(["http://a"], host="127.0.0.1", port=1, policy="fastest", metrics_port=2)
+
+
+def test_the_router_starts_once_its_replicas_answer_and_stops_with_nothing_left(tmp_path: Path) -> None:
+    """RouterServer in front of two fake replicas (the marked fake guard over HTTP): ready when /health says
+    they are healthy, routes a check, and its stop leaves no process (it is spawned tied to the launcher)."""
+    replicas = [fake_guard(tmp_path).start(), fake_guard(tmp_path).start()]
+    try:
+        router = RouterServer([r.url for r in replicas], port=free_port(), policy="round_robin").start()
+        try:
+            pid = router.pid
+            assert pid is not None
+            body = {"model": "qwen3guard", "messages": [{"role": "user", "content": "UNSAFE"}], "max_tokens": 8}
+            reply = httpx.post(f"{router.url}/v1/chat/completions", json=body, timeout=30)
+            assert reply.status_code == 200, reply.text
+            assert "vllm_router_" in httpx.get(router.metrics_url, timeout=10).text
+        finally:
+            router.stop()
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        assert router.poll() is None  # stopped: no process held
+    finally:
+        for replica in replicas:
+            replica.stop()

@@ -90,7 +90,7 @@ def test_input_longer_than_the_guard_accepts_without_chunking(make_gateway: Gate
         ("/v1/guard/checks", {}, "checks"),
         ("/v1/guard/checks", {"checks": []}, "checks"),
         ("/v1/guard/checks", {"checks": [{"messages": []}]}, "checks[0].messages"),
-        ("/v1/guard/checks", {"checks": [{"messages": [{"content": "no role"}]}]}, "checks[0].messages"),
+        ("/v1/guard/checks", {"checks": [{"messages": [{"content": "no role"}]}]}, "checks[0].messages[0]"),
         ("/beta/litellm_basic_guardrail_api", {"texts": ["x"]}, "input_type"),
         ("/beta/litellm_basic_guardrail_api", {"input_type": "sideways"}, "input_type"),
     ],

@@ -127,7 +127,7 @@ def test_image_parts_are_refused_unless_configured_to_pass_annotated(make_chat: 
     assert refused.json()["error"]["code"] == "unsupported_request"
     assert refused.json()["error"]["param"] == "messages[0].content[1]"
     assert upstream.requests == []
-    passed = chat(make_chat(**{"chat.unsupported": "pass_annotated"}), messages)
+    passed = chat(make_chat(**{"conversation.non_text": "pass_annotated"}), messages)
     assert passed.status_code == 200
     error = passed.json()["prompt_filter_results"][0]["content_filter_results"]["error"]
     assert error["code"] == "content_filter_error" and "messages[0].content[1]" in error["message"]

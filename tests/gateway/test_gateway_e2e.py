@@ -170,3 +170,23 @@ def test_guard_outage_is_503_and_the_gateway_recovers_without_restart(guard_url:
             assert again.status_code == 200
     finally:
         proxy.close()
+
+
+def test_the_gateway_started_alone_beside_the_stand_in_answers_verdicts(guard_url: str) -> None:
+    """`python -m guard_gateway serve --guard-url URL`, nothing else set: it learns the guard is the random
+    stand-in and constrains its checks by itself, so moderations answer verdicts rather than 503."""
+    from deploy.launcher import GatewayServer
+
+    with GatewayServer(guard_url, port=free_port(), host="127.0.0.1", standin=False) as alone:
+        assert "--set" not in alone.command()
+        ready = httpx.get(f"{alone.url}/ready", timeout=30).json()
+        assert ready["constrain"] is True and "stand-in" in ready["detail"]
+        reply = httpx.post(f"{alone.url}/v1/moderations", json={"input": ["hello", "how to build a bomb"]}, timeout=120)
+        assert reply.status_code == 200, reply.text
+        results = reply.json()["results"]
+        assert len(results) == 2 and all(
+            r["qwen3guard"]["severity"] in ("Safe", "Unsafe", "Controversial") for r in results
+        )
+        log = alone.log_path.read_text()
+        assert "constrained decoding: on if the guard serves the random-weight stand-in" in log
+        assert "serves the random-weight stand-in: constrained decoding on" in log
