@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -95,16 +96,27 @@ def test_every_policy_is_one_vllm_router_knows() -> None:
 
 def test_the_router_starts_once_its_replicas_answer_and_stops_with_nothing_left(tmp_path: Path) -> None:
     """RouterServer in front of two fake replicas (the marked fake guard over HTTP): ready when /health says
-    they are healthy, routes a check, and its stop leaves no process (it is spawned tied to the launcher)."""
-    replicas = [fake_guard(tmp_path).start(), fake_guard(tmp_path).start()]
+    they are healthy, routes a check with the client's key and conversation header passed through, and its
+    stop leaves no process (it is spawned tied to the launcher)."""
+    records = [tmp_path / "one.jsonl", tmp_path / "two.jsonl"]
+    replicas = [fake_guard(tmp_path, record=record).start() for record in records]
     try:
         router = RouterServer([r.url for r in replicas], port=free_port(), policy="round_robin").start()
         try:
             pid = router.pid
             assert pid is not None
             body = {"model": "qwen3guard", "messages": [{"role": "user", "content": "UNSAFE"}], "max_tokens": 8}
-            reply = httpx.post(f"{router.url}/v1/chat/completions", json=body, timeout=30)
+            headers = {"Authorization": "Bearer key-1", "X-Session-ID": "conversation-1"}
+            reply = httpx.post(f"{router.url}/v1/chat/completions", json=body, headers=headers, timeout=30)
             assert reply.status_code == 200, reply.text
+            sent = [
+                json.loads(line)["headers"]
+                for record in records
+                if record.is_file()
+                for line in record.read_text().splitlines()
+                if json.loads(line)["path"] == "/v1/chat/completions"
+            ]
+            assert [(h["authorization"], h["x-session-id"]) for h in sent] == [("Bearer key-1", "conversation-1")]
             assert "vllm_router_" in httpx.get(router.metrics_url, timeout=10).text
         finally:
             router.stop()
