@@ -34,8 +34,9 @@ def test_affinity_keeps_one_replicas_cache_and_round_robin_loses_it_as_replicas_
     assert two["uncached_tokens_per_window"] <= one["uncached_tokens_per_window"] * 1.1
     uncached = [simulate(workload, n, "round_robin", 64)["uncached_tokens_per_window"] for n in (2, 8, 64)]
     assert uncached == sorted(uncached) and uncached[-1] > 2 * one["uncached_tokens_per_window"]
-    # Only whole blocks are reused: a 100-token window seen again reuses one 64-token block.
-    assert simulate([[list(range(100)), list(range(100))]], 1, "affinity", 64)["hit_rate"] == pytest.approx(64 / 200)
+    # Only whole blocks are reused: the 50-token shared head none, a 130-token window after its 100-token one 64.
+    blocks = [[list(range(100)), list(range(130))], [[*range(50), *[-1] * 50]]]
+    assert simulate(blocks, 1, "affinity", 64)["hit_rate"] == pytest.approx(64 / 330)
 
 
 def test_verdicts_and_the_report(tmp_path: Path) -> None:
