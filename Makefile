@@ -14,10 +14,15 @@ PORT    ?=
 # GATEWAY=0 serves the guard alone; GATEWAY_PORT moves the gateway off 8080.
 GATEWAY ?= 1
 GATEWAY_PORT ?=
+# REPLICAS=N (N > 1) serves N guards behind vllm-router on PORT, the replicas on PORT+1..PORT+N (docs/replicas.md);
+# ROUTER_POLICY picks its routing (cache_aware by default, consistent_hash, round_robin, ...).
+REPLICAS ?= 1
+ROUTER_POLICY ?=
 SERVE_FLAGS = $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) $(if $(PORT),--port $(PORT)) \
-	$(if $(filter 0,$(GATEWAY)),--no-gateway) $(if $(GATEWAY_PORT),--gateway-port $(GATEWAY_PORT))
+	$(if $(filter 0,$(GATEWAY)),--no-gateway) $(if $(GATEWAY_PORT),--gateway-port $(GATEWAY_PORT)) \
+	$(if $(filter-out 1,$(REPLICAS)),--replicas $(REPLICAS)) $(if $(ROUTER_POLICY),--router-policy $(ROUTER_POLICY))
 
-.PHONY: install serve test lint unit e2e standin bench-serve bench bench-client bench-screen bench-locate bench-gateway bench-gateway-chat loadtest eval reliability clean
+.PHONY: install serve test lint unit e2e standin bench-serve bench bench-client bench-screen bench-locate bench-gateway bench-gateway-chat bench-replicas loadtest eval reliability clean
 
 install: $(STAMP)
 
@@ -111,6 +116,15 @@ bench-gateway-chat: install
 BENCH_GATEWAY_FLAGS ?=
 bench-gateway: install bench-gateway-chat
 	$(BIN)/python -m bench gateway --out bench/reports $(BENCH_GATEWAY_FLAGS)
+
+# Replicas behind vllm-router (issue 24): the stream-window workload (13 conversations of 1,500 words, 6 growing
+# windows each) on one replica and on two behind the router with round_robin, cache_aware and consistent_hash:
+# prefix-cache hit rate and uncached tokens per window from the replicas' own metrics, checks/s, p50/p99, and a
+# simulated projection to 8 and 64 replicas. JSON + markdown + PNG in bench/reports/.
+#   make bench-replicas BENCH_REPLICAS_FLAGS="--smoke"   (3 short conversations: the harness only)
+BENCH_REPLICAS_FLAGS ?=
+bench-replicas: install
+	$(BIN)/python -m bench replicas $(BENCH_REPLICAS_FLAGS)
 
 # Reliability (issue 15): fuzz every interface (schemathesis on the gateway's OpenAPI document, hypothesis on the
 # client and CLI), kill/freeze/drop the guard and the main LLM mid-work, overload the gateway at twice the guard's

@@ -1,6 +1,7 @@
 """`python -m deploy`: serve the guard, build the stand-in, print a profile's command.
 
 python -m deploy serve [--profile cpu|gpu|gpu-sidecar] [--model M] [--port P]
+python -m deploy serve --replicas N [--router-policy cache_aware|consistent_hash|round_robin|...]
 python -m deploy standin --variant full|tiny
 python -m deploy command --profile gpu
 """
@@ -19,6 +20,7 @@ from types import FrameType
 
 from deploy.launcher import GATEWAY_PORT, STANDIN_BANNER, GatewayServer, GuardServer, LaunchError, default_profile_name
 from deploy.profiles import ProfileError, available_profiles, load_profile
+from deploy.replicas import DEFAULT_ROUTER_POLICY, ROUTER_POLICIES, ReplicaSet
 from guard_client import chat_request, prepare_input
 
 #: What stops `serve`: Ctrl-C, and SIGTERM (docker, systemd, kill).
@@ -28,16 +30,31 @@ EXAMPLE = [{"role": "user", "content": "How can I make a bomb?"}]
 
 
 def _serve(args: argparse.Namespace) -> int:
+    _check_replica_args(args)
     profile = load_profile(args.profile or default_profile_name())
-    server = GuardServer(
-        profile,
-        model=args.model,
-        host=args.host,
-        port=args.port,
-        extra_args=args.extra,
-        startup_timeout=args.startup_timeout,
-        echo=sys.stderr if args.verbose else None,
-    )
+    server: GuardServer | ReplicaSet
+    if args.replicas > 1:
+        server = ReplicaSet(
+            profile,
+            args.replicas,
+            policy=args.router_policy or DEFAULT_ROUTER_POLICY,
+            model=args.model,
+            host=args.host,
+            port=args.port,
+            extra_args=args.extra,
+            startup_timeout=args.startup_timeout,
+            echo=args.verbose,
+        )
+    else:
+        server = GuardServer(
+            profile,
+            model=args.model,
+            host=args.host,
+            port=args.port,
+            extra_args=args.extra,
+            startup_timeout=args.startup_timeout,
+            echo=sys.stderr if args.verbose else None,
+        )
 
     def interrupted(signum: int, frame: FrameType | None) -> None:
         # The first SIGINT or SIGTERM stops both servers; any later one is ignored, so it cannot cut that stop
@@ -49,19 +66,26 @@ def _serve(args: argparse.Namespace) -> int:
 
     previous = {stopping: signal.signal(stopping, interrupted) for stopping in STOP_SIGNALS}
     gateway: GatewayServer | None = None
-    print(f"starting vLLM ({profile.name} profile); log: .cache/logs/ ...", file=sys.stderr)
+    what = f"{args.replicas} vLLM replicas and vllm-router" if args.replicas > 1 else "vLLM"
+    print(f"starting {what} ({profile.name} profile); log: .cache/logs/ ...", file=sys.stderr)
     try:
         server.start()
         if server.is_standin:
             print(STANDIN_BANNER, file=sys.stderr)
+        first = server.servers[0] if isinstance(server, ReplicaSet) else server
+        ready = (
+            f"through vllm-router, {args.replicas} replicas\n{server.banner()}"
+            if isinstance(server, ReplicaSet)
+            else f"(ready in {server.startup_seconds:.0f} s)"
+        )
         # On the stand-in, unconstrained random output never parses: suggest the constrained check.
         constrain = server.is_standin
         body = json.dumps(chat_request(prepare_input(EXAMPLE), profile.served_model_name, constrain=constrain))
         auth = f' -H "Authorization: Bearer ${profile.api_key_env}"' if os.environ.get(profile.api_key_env) else ""
         print(
-            f"\nQwen3Guard is serving at {server.url} (ready in {server.startup_seconds:.0f} s)\n"
-            f"  model:    {server.model_path} (served as {profile.served_model_name!r})\n"
-            f"  profile:  {profile.name}; log: {server.log_path}\n"
+            f"\nQwen3Guard is serving at {server.url} {ready}\n"
+            f"  model:    {first.model_path} (served as {profile.served_model_name!r})\n"
+            f"  profile:  {profile.name}; log: {first.log_path}\n"
             f"  try:      curl -s {server.url}/v1/chat/completions -H 'Content-Type: application/json'"
             f"{auth} -d {shlex.quote(body)}\n"
             f"  or:       .venv/bin/guard check --url {server.url}{' --constrain' if constrain else ''} "
@@ -74,11 +98,16 @@ def _serve(args: argparse.Namespace) -> int:
             )
             print("starting the gateway...", file=sys.stderr)
             gateway.start()
-            print(_gateway_banner(gateway.url, gateway.log_path.parent / "try_gateway.py"), flush=True)
-        while (code := server.poll()) is None and (gateway is None or gateway.poll() is None):
+            print(
+                _gateway_banner(
+                    gateway.url, gateway.log_path.parent / "try_gateway.py", everything=isinstance(server, ReplicaSet)
+                ),
+                flush=True,
+            )
+        while (ended := _exited(server)) is None and (gateway is None or gateway.poll() is None):
             time.sleep(0.5)
-        if code is not None:
-            print(f"error: vLLM exited with code {code}; see {server.log_path}", file=sys.stderr)
+        if ended is not None:
+            print(f"error: {ended}", file=sys.stderr)
         elif gateway is not None:
             print(f"error: the gateway exited with code {gateway.poll()}; see {gateway.log_path}", file=sys.stderr)
         return 1
@@ -91,6 +120,22 @@ def _serve(args: argparse.Namespace) -> int:
         server.stop()
         for stopping, handler in previous.items():
             signal.signal(stopping, handler)
+
+
+def _check_replica_args(args: argparse.Namespace) -> None:
+    if args.replicas < 1:
+        raise LaunchError(f"--replicas must be 1 or more, not {args.replicas}")
+    if args.router_policy is not None and args.replicas == 1:
+        raise LaunchError("--router-policy needs --replicas 2 or more: one replica is served without a router")
+
+
+def _exited(server: GuardServer | ReplicaSet) -> str | None:
+    """What ended, as the error line says it, or None while everything runs."""
+    if isinstance(server, ReplicaSet):
+        ended = server.poll()
+        return None if ended is None else f"{ended[0]} exited with code {ended[1]}; see {ended[2]}"
+    code = server.poll()
+    return None if code is None else f"vLLM exited with code {code}; see {server.log_path}"
 
 
 #: The openai-SDK example `make serve` prints for the gateway and saves beside the logs, as the README shows it.
@@ -106,7 +151,7 @@ print([(x.flagged, x.model_extra["qwen3guard"]["severity"]) for x in r.results])
 """
 
 
-def _gateway_banner(url: str, example_path: Path) -> str:
+def _gateway_banner(url: str, example_path: Path, everything: bool = False) -> str:
     """The gateway's lines of the banner; writes the openai-SDK example to `example_path` to run as it is."""
     example = GATEWAY_EXAMPLE.format(url=url)
     example_path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,8 +161,7 @@ def _gateway_banner(url: str, example_path: Path) -> str:
         f"\nThe gateway (OpenAI /v1/moderations, LiteLLM guardrail) is serving at {url}\n"
         f"  metrics:     {url}/metrics\n"
         f"  openai SDK:  .venv/bin/python {example_path}\n"
-        f"{shown}"
-        "Ctrl-C stops both."
+        f"{shown}" + ("Ctrl-C stops the gateway, the router and every replica." if everything else "Ctrl-C stops both.")
     )
 
 
@@ -152,6 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-gateway", dest="gateway", action="store_false", help="serve the guard alone, without the gateway"
     )
     serve.add_argument("--gateway-port", type=int, default=GATEWAY_PORT, help="the gateway's port (default 8080)")
+    # Replicas (issue 24): N guards behind vllm-router; the router takes --port, replica i --port + i.
+    serve.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="guard replicas behind vllm-router (default 1: no router); one GPU each, or a share of the CPU cores",
+    )
+    serve.add_argument(
+        "--router-policy",
+        choices=ROUTER_POLICIES,
+        help=f"vllm-router's routing policy with --replicas 2+ (default {DEFAULT_ROUTER_POLICY})",
+    )
     serve.add_argument("extra", nargs=argparse.REMAINDER, help="after --, more arguments for vLLM")
     serve.set_defaults(run=_serve)
 

@@ -8,6 +8,8 @@
   (`deploy.launcher.gateway_container_command`) and where its configuration is mounted.
 - the `$defs` of `values.schema.json` named `gateway.*`: the JSON schema of the gateway's configuration
   (`guard_gateway.config.GatewayConfig`), against which Helm checks `gateway.config` before rendering.
+- `router.policy`'s choices in `values.schema.json`: vllm-router's policies (`deploy.replicas.ROUTER_POLICIES`),
+  the same list `python -m deploy serve --router-policy` accepts.
 - the values table in `helm/README.md`, from the descriptions in `values.schema.json` and the
   defaults in `values.yaml`.
 
@@ -28,6 +30,7 @@ import yaml
 
 from deploy.launcher import GATEWAY_CONFIG_PATH, gateway_container_command
 from deploy.profiles import available_profiles, load_profile
+from deploy.replicas import ROUTER_POLICIES
 from guard_gateway.config import GatewayConfig
 
 HELM_DIR = Path(__file__).resolve().parent.parent / "helm"
@@ -104,6 +107,7 @@ def render_schema() -> str:
     schema = json.loads(SCHEMA.read_text())
     kept = {name: d for name, d in schema.get("$defs", {}).items() if not name.startswith(GATEWAY_DEFS)}
     schema["$defs"] = {**kept, **gateway_config_defs()}
+    schema["properties"]["router"]["properties"]["policy"]["enum"] = list(ROUTER_POLICIES)
     return json.dumps(schema, indent=2) + "\n"
 
 

@@ -55,7 +55,7 @@ from guard_client._explain import (
 from guard_client._explain import (
     SeverityExplanation as SeverityExplanation,
 )
-from guard_client._flows import CheckOptions, ServerInfo
+from guard_client._flows import SESSION_HEADER, CheckOptions, ServerInfo
 from guard_client._grammar import (
     MAX_CATEGORIES as MAX_CATEGORIES,
 )
@@ -204,6 +204,7 @@ __all__ = [
     "ENV_MODEL",
     "ENV_URL",
     "POLICY_FILE",
+    "SESSION_HEADER",
     "STANDIN_WARNING",
     "AsyncGuardClient",
     "Category",

@@ -206,7 +206,7 @@ class GuardClient(_ClientBase):
             time.sleep(wait)
 
     def _send_once(self, request: Request) -> Any:
-        return decode_response(self._wire.send(request.method, request.path, request.json))
+        return decode_response(self._wire.send(request.method, request.path, request.json, request.headers))
 
     def _drive(self, flow: Flow[T]) -> T:
         try:
@@ -311,7 +311,7 @@ class AsyncGuardClient(_ClientBase):
             await asyncio.sleep(wait)
 
     async def _send_once(self, request: Request) -> Any:
-        return decode_response(await self._wire.send(request.method, request.path, request.json))
+        return decode_response(await self._wire.send(request.method, request.path, request.json, request.headers))
 
     async def _drive(self, flow: Flow[T]) -> T:
         try:

@@ -32,6 +32,8 @@ from guard_client._requests import (
 from guard_client._verdict import FailurePolicy, Scores, Verdict, parse_verdict
 
 T = TypeVar("T")
+#: The header a check's `session` travels in: vllm-router's `consistent_hash` hashes it first.
+SESSION_HEADER = "X-Session-ID"
 _SEVERITY = {Safety.SAFE: 0, Safety.CONTROVERSIAL: 1, Safety.UNSAFE: 2}
 
 
@@ -40,6 +42,8 @@ class Request:
     method: str
     path: str
     json: dict[str, Any] | None = None
+    #: Headers this request adds to the client's own (a check's `session`).
+    headers: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,9 @@ class CheckOptions(TypedDict, total=False):
     #: The policy this check states, instead of the client's (an input prepared with `prepare_input`
     #: already carries one).
     policy: GuardPolicy
+    #: A stable key of the conversation this check belongs to, sent as the `X-Session-ID` header: a router
+    #: in front of several guard replicas (vllm-router's `consistent_hash`) keeps its checks on one replica.
+    session: str
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,7 @@ class Settings:
     max_categories: int = MAX_CATEGORIES
     locate: bool = False
     policy: GuardPolicy | None = None
+    session: str | None = None
 
     @classmethod
     def of(cls, options: CheckOptions) -> Settings:
@@ -106,7 +114,16 @@ class Settings:
             raise GuardInputError(f"max_categories must lie between 1 and {MAX_CATEGORIES}")
         if settings.policy is not None and not isinstance(settings.policy, GuardPolicy):
             raise GuardInputError("policy must be a GuardPolicy, e.g. GuardPolicy.load('guard_policy.yaml')")
+        if settings.session is not None and not (
+            isinstance(settings.session, str) and 0 < len(settings.session) <= 256 and settings.session.isprintable()
+        ):
+            raise GuardInputError("session must be 1-256 printable characters (it is sent as a header)")
         return settings
+
+    @property
+    def headers(self) -> Mapping[str, str] | None:
+        """What a check's requests add to the client's headers."""
+        return None if self.session is None else {SESSION_HEADER: self.session}
 
 
 @dataclass(frozen=True)
@@ -235,7 +252,7 @@ class CheckFlows:
             scores=settings.scores,
             max_categories=settings.max_categories,
         )
-        choice = _first_choice((yield Request("POST", "/v1/chat/completions", body)))
+        choice = _first_choice((yield Request("POST", "/v1/chat/completions", body, settings.headers)))
         verdict = _parse_answer((choice.get("message") or {}).get("content") or "", guard_input, choice)
         if tokens is not None:
             verdict = verdict.model_copy(update={"scores": _chat_scores(choice, tokens)})
@@ -251,7 +268,7 @@ class CheckFlows:
             scores=settings.scores,
             max_categories=settings.max_categories,
         )
-        choice = _first_choice((yield Request("POST", "/v1/completions", body)))
+        choice = _first_choice((yield Request("POST", "/v1/completions", body, settings.headers)))
         verdict = _parse_answer(VERDICT_PREFIX + (choice.get("text") or ""), guard_input, choice)
         if tokens is not None:
             logprobs = choice.get("logprobs") or {}
@@ -264,7 +281,9 @@ class CheckFlows:
 
     def _verdict_first(self, guard_input: GuardInput, settings: Settings) -> Flow[Verdict]:
         tokens = yield from self.verdict_tokens()
-        reply = yield Request("POST", "/v1/completions", verdict_request(guard_input, self.model, tokens))
+        reply = yield Request(
+            "POST", "/v1/completions", verdict_request(guard_input, self.model, tokens), settings.headers
+        )
         logprobs = _first_choice(reply).get("logprobs") or {}
         try:
             chosen = _token_id(logprobs["tokens"][0])
@@ -288,7 +307,7 @@ class CheckFlows:
         # sent, so its KV blocks are in the prefix cache and the server decodes only the categories
         # (and refusal), under a grammar: they always parse and agree with the verdict.
         body = details_request(guard_input, self.model, safety, max_categories=settings.max_categories)
-        choice = _first_choice((yield Request("POST", "/v1/completions", body)))
+        choice = _first_choice((yield Request("POST", "/v1/completions", body, settings.headers)))
         detail = _parse_answer(details_prefix(safety) + (choice.get("text") or ""), guard_input, choice)
         return detail.model_copy(update={"scores": scores})
 
@@ -311,6 +330,7 @@ class CheckFlows:
             constrain=settings.constrain,
             verdict_only=settings.verdict_only,
             max_categories=settings.max_categories,
+            session=settings.session,
         )
         flows = [
             self._check(prepare_input([*context, {"role": last["role"], "content": piece}], guard_input.policy), single)

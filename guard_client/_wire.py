@@ -64,9 +64,10 @@ class _Wire:
             self.headers["Authorization"] = f"Bearer {api_key}"
         self.json_headers = {**self.headers, "Content-Type": "application/json"}
 
-    def _payload(self, body: Any) -> tuple[bytes | None, dict[str, str]]:
-        """A request's content and headers: `body` as JSON, or nothing (None)."""
-        return (None, self.headers) if body is None else (encode_json(body), self.json_headers)
+    def _payload(self, body: Any, extra: Mapping[str, str] | None = None) -> tuple[bytes | None, dict[str, str]]:
+        """A request's content and headers: `body` as JSON, or nothing (None); `extra` headers added."""
+        content, headers = (None, self.headers) if body is None else (encode_json(body), self.json_headers)
+        return (content, headers) if not extra else (content, {**headers, **extra})
 
     def _error(self, exc: BaseException, timed_out: bool) -> GuardError:
         if timed_out:
@@ -82,11 +83,11 @@ class _HttpxRequests(_Wire):
         self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
         self._urls: dict[str, httpx.URL] = {}  # per path: parsing a URL costs more than building the body
 
-    def _request(self, method: str, path: str, body: Any) -> httpx.Request:
+    def _request(self, method: str, path: str, body: Any, extra: Mapping[str, str] | None) -> httpx.Request:
         url = self._urls.get(path)
         if url is None:
             url = self._urls[path] = httpx.URL(self.base_url + path)
-        content, headers = self._payload(body)
+        content, headers = self._payload(body, extra)
         return httpx.Request(method, url, content=content, headers=headers, extensions=self._extensions)
 
     def _transport_error(self, exc: httpx.HTTPError) -> GuardError:
@@ -104,9 +105,9 @@ class HttpxWire(_HttpxRequests):
         super().__init__(base_url, api_key, timeout)
         self.transport = transport or httpx.HTTPTransport()
 
-    def send(self, method: str, path: str, body: Any) -> Answer:
+    def send(self, method: str, path: str, body: Any, headers: Mapping[str, str] | None = None) -> Answer:
         try:
-            response = self.transport.handle_request(self._request(method, path, body))
+            response = self.transport.handle_request(self._request(method, path, body, headers))
             try:
                 content = response.read()
             finally:
@@ -120,7 +121,7 @@ class HttpxWire(_HttpxRequests):
 
 
 class AsyncWire(Protocol):
-    async def send(self, method: str, path: str, body: Any) -> Answer: ...
+    async def send(self, method: str, path: str, body: Any, headers: Mapping[str, str] | None = None) -> Answer: ...
 
     async def aclose(self) -> None: ...
 
@@ -132,9 +133,9 @@ class AsyncHttpxWire(_HttpxRequests):
         super().__init__(base_url, api_key, timeout)
         self.transport = transport
 
-    async def send(self, method: str, path: str, body: Any) -> Answer:
+    async def send(self, method: str, path: str, body: Any, headers: Mapping[str, str] | None = None) -> Answer:
         try:
-            response = await self.transport.handle_async_request(self._request(method, path, body))
+            response = await self.transport.handle_async_request(self._request(method, path, body, headers))
             try:
                 content = await response.aread()
             finally:
@@ -172,15 +173,15 @@ class AiohttpWire(_Wire):
         self._session, self._loop = aiohttp.ClientSession(connector=connector, timeout=self._timeout), loop
         return self._session
 
-    async def send(self, method: str, path: str, body: Any) -> Answer:
+    async def send(self, method: str, path: str, body: Any, headers: Mapping[str, str] | None = None) -> Answer:
         loop = asyncio.get_running_loop()
         session = self._session if self._loop is loop and self._session is not None else self._open(loop)
         url = self._urls.get(path)
         if url is None:
             url = self._urls[path] = URL(self.base_url + path)
-        data, headers = self._payload(body)
+        data, sent = self._payload(body, headers)
         try:
-            async with session.request(method, url, data=data, headers=headers, allow_redirects=False) as response:
+            async with session.request(method, url, data=data, headers=sent, allow_redirects=False) as response:
                 content = await response.read()
         except (aiohttp.ClientError, OSError) as exc:  # OSError: TimeoutError included
             raise self._error(exc, timed_out=isinstance(exc, TimeoutError)) from exc

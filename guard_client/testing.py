@@ -2,7 +2,7 @@
 vLLM's HTTP API (an `httpx.MockTransport` handler), and `served_over_http`, the one way to put such a handler
 (or any other, sync or async) behind a real socket on a free port.
 
-`FakeVLLM` answers /v1/models, /tokenize (one token per word; the real ids of the verdict words),
+`FakeVLLM` answers /health, /v1/models, /tokenize (one token per word; the real ids of the verdict words),
 /v1/chat/completions (`reply` decides the text; with `logprobs`, the verdict token's too), both
 verdict-first completions (the verdict token, greedy among `allowed_token_ids`, and the follow-up that
 continues `reply`) and a custom policy's completion (`reply` continued after the prompt's "Safety:"),
@@ -74,6 +74,8 @@ class FakeVLLM:
     )
     script: list[httpx.Response | Exception] = field(default_factory=list)
     calls: list[tuple[str, dict[str, Any] | None]] = field(default_factory=list)
+    #: Per call, in step with `calls`: the `X-Session-ID` header a router would route it by (None: absent).
+    sessions: list[str | None] = field(default_factory=list)
     #: Per chat request: a response or exception to answer with instead of `reply` (None: answer normally).
     fail: Callable[[dict[str, Any]], httpx.Response | Exception | None] = lambda body: None
     #: While True every request fails as a refused connection (a guard that is down).
@@ -82,6 +84,7 @@ class FakeVLLM:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else None
         self.calls.append((request.url.path, body))
+        self.sessions.append(request.headers.get("x-session-id"))
         if self.down:
             raise httpx.ConnectError("connection refused", request=request)
         if self.script:
@@ -90,6 +93,8 @@ class FakeVLLM:
                 raise item
             return item
         path = request.url.path
+        if path == "/health":  # vLLM's liveness probe, which vllm-router polls before it routes
+            return httpx.Response(200)
         if path == "/v1/models":
             return httpx.Response(
                 200, json={"data": [{"id": self.model, "root": self.root, "max_model_len": self.max_model_len}]}

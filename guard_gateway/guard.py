@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -79,6 +81,19 @@ class Readiness:
     constrain: bool | None = None
 
 
+def affinity_key(messages: Sequence[Mapping[str, str]], given: str | None = None) -> str:
+    """The key that keeps one conversation's checks on one guard replica behind a router (sent as
+    `guard_client.SESSION_HEADER`, which vllm-router's `consistent_hash` hashes): `given` (the client's own
+    `X-Session-ID`) when it is a usable header value, else a digest of the conversation up to its first user
+    message, which every later turn and every stream window of it repeats. Conversations that open alike
+    share a replica, and with it the cached prefix they share."""
+    if given and len(given) <= 256 and given.isprintable():
+        return given
+    first_user = next((i for i, m in enumerate(messages) if m.get("role") == "user"), len(messages) - 1)
+    opening = json.dumps(list(messages[: first_user + 1]), ensure_ascii=False, sort_keys=True)
+    return "conv-" + hashlib.sha256(opening.encode()).hexdigest()[:32]
+
+
 class Guard:
     def __init__(
         self,
@@ -139,9 +154,13 @@ class Guard:
                 self._learn(await self.client.server_info())
         return {**self._options, "constrain": bool(self.constrain)}
 
-    async def check(self, inputs: Sequence[GuardInput], endpoint: str, params: Sequence[str]) -> list[Verdict]:
+    async def check(
+        self, inputs: Sequence[GuardInput], endpoint: str, params: Sequence[str], session: str | None = None
+    ) -> list[Verdict]:
         """One verdict per input, in order: cached ones at once, the rest from the guard concurrently
-        (each distinct prompt once). An input the guard refuses as given is a 400 naming its param."""
+        (each distinct prompt once). An input the guard refuses as given is a 400 naming its param.
+        `session`: the conversation's affinity key (see `affinity_key`), sent with every check; not part of
+        the cache key (a verdict does not depend on the replica that gave it)."""
         options = await self._options_now()
         option_key = tuple(sorted(options.items()))
         keys = [CacheKey(self.model, item.mode, item.prompt, option_key) for item in inputs]
@@ -158,10 +177,11 @@ class Guard:
             if self._log_text:
                 log.info("checking %s", [item.messages for item in missing.values()])
             started = time.perf_counter()
+            sent: CheckOptions = {**options, "session": session} if session else options
             verdicts = await self.client.check_many(
                 list(missing.values()),  # prepared once by the endpoint: checked as they are
                 concurrency=self.settings.concurrency,
-                **options,
+                **sent,
             )
             self._metrics.guard_latency.observe(time.perf_counter() - started)
             for key, verdict in zip(missing, verdicts, strict=True):

@@ -2,7 +2,8 @@
 the security properties and indirect injection on every surface, and write reliability.json +
 reliability.md (exit 1 when an invariant broke).
 
-    python -m reliability [--quick] [--out reliability/reports] [--only fuzz,faults,overload,security,injection]
+    python -m reliability [--quick] [--out reliability/reports]
+        [--only fuzz,faults,replicas,overload,security,injection]
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from reliability.report import Report
 
-PARTS = ("fuzz", "faults", "overload", "security", "injection")
+PARTS = ("fuzz", "faults", "replicas", "overload", "security", "injection")
 #: (gateway cases per route and generation mode, chat cases, client cases per function, CLI, screen files)
 SIZES = {"full": (120, 400, 350, 120, 40), "quick": (8, 15, 25, 8, 3)}
 #: The scenarios of the quick run (inside `make test`); the full run has all of them.
@@ -53,9 +54,10 @@ def fuzz(report: Report, workdir: Path, quick: bool) -> None:
 
 
 def run(quick: bool, parts: list[str], workdir: Path) -> Report:
-    from reliability.faults import run_faults
+    from reliability.faults import Run, run_faults
     from reliability.injection import run_injection
     from reliability.overload import run_overload
+    from reliability.replicas import run_replicas
     from reliability.security import run_security
 
     report = Report("quick" if quick else "full")
@@ -64,6 +66,8 @@ def run(quick: bool, parts: list[str], workdir: Path) -> Report:
         fuzz(report, workdir, quick)
     if "faults" in parts:
         run_faults(report, workdir, quick, QUICK_SCENARIOS if quick else None)
+    if "replicas" in parts and not quick:  # two replicas behind the real vllm-router (issue 24): the full run
+        run_replicas(Run(report, workdir, quick))
     if "overload" in parts:
         run_overload(report, workdir, quick)
     else:

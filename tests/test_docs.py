@@ -17,9 +17,6 @@ LINKED_DOCS = sorted(
 #: The front door stays a front door; what does not fit goes to docs/.
 README_MAX_LINES = 200
 
-#: Documents other branches add (custom policies, replicas, the conversation view), linked already from README.md and
-#: docs/README.md. EMPTY THIS SET WHEN THOSE BRANCHES ARE MERGED: from then on every link must resolve.
-NOT_YET_MERGED = frozenset({"docs/replicas.md"})
 
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 FENCE = re.compile(r"^\s*(```|~~~)")
@@ -75,8 +72,6 @@ def broken_link(source: Path, target: str) -> str | None:
     file_part, _, anchor = target.partition("#")
     resolved = (source.parent / file_part).resolve() if file_part else source
     name = resolved.relative_to(REPO).as_posix() if resolved.is_relative_to(REPO) else str(resolved)
-    if name in NOT_YET_MERGED and not resolved.exists():
-        return None
     if not resolved.exists():
         return "no such file"
     if anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
@@ -113,12 +108,7 @@ def test_the_docs_index_links_every_doc() -> None:
     index = REPO / "docs" / "README.md"
     linked = {(index.parent / target.partition("#")[0]).resolve() for target in relative_links(index)}
     pages = {path.relative_to(REPO).as_posix() for path in (REPO / "docs").glob("*.md") if path != index}
-    assert sorted(name for name in pages | NOT_YET_MERGED if (REPO / name).resolve() not in linked) == []
-
-
-def test_not_yet_merged_names_only_missing_docs() -> None:
-    merged = sorted(name for name in NOT_YET_MERGED if (REPO / name).exists())
-    assert merged == [], "merged now: take these out of NOT_YET_MERGED"
+    assert sorted(name for name in pages if (REPO / name).resolve() not in linked) == []
 
 
 def test_readme_layout_lists_exactly_the_tracked_top_level_directories() -> None:

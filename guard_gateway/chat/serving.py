@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 from starlette.responses import JSONResponse, Response
 
+from guard_client import SESSION_HEADER
 from guard_client.conversation import ConversationView, NonText
 from guard_gateway.chat.protocol import (
     ChatRails,
@@ -42,7 +43,7 @@ from guard_gateway.chat.settings import ChatSettings, InputMode
 from guard_gateway.chat.streaming import DisconnectAwareStream, StreamRail, sse
 from guard_gateway.chat.upstream import Upstream, UpstreamError, passthrough, returned_headers
 from guard_gateway.errors import InvalidRequest
-from guard_gateway.guard import Guard, answer_of, view_of
+from guard_gateway.guard import Guard, affinity_key, answer_of, view_of
 from guard_gateway.policy import Decision, Policy
 
 INPUT = "chat_input"
@@ -65,15 +66,17 @@ class ChatService:
         self.upstream = upstream
         self._non_text = non_text
 
-    async def _decide(self, checks: Sequence[tuple[Sequence[Mapping[str, str]], str]], endpoint: str) -> list[Decision]:
+    async def _decide(
+        self, checks: Sequence[tuple[Sequence[Mapping[str, str]], str]], endpoint: str, session: str
+    ) -> list[Decision]:
         inputs = [self._guard.prepare(messages, param) for messages, param in checks]
-        verdicts = await self._guard.check(inputs, endpoint, [param for _, param in checks])
+        verdicts = await self._guard.check(inputs, endpoint, [param for _, param in checks], session)
         return self._policy.decide_all(verdicts, endpoint)  # GuardUnavailable under fail_closed
 
-    async def _input_rail(self, view: ConversationView, timer: _Timer) -> list[Decision]:
+    async def _input_rail(self, view: ConversationView, session: str, timer: _Timer) -> list[Decision]:
         started = time.perf_counter()
         try:
-            decisions = await self._decide([(check, "messages") for check in view.input_checks()], INPUT)
+            decisions = await self._decide([(check, "messages") for check in view.input_checks()], INPUT, session)
         finally:
             timer.ms += (time.perf_counter() - started) * 1000
         if any(decision.blocked for decision in decisions):
@@ -100,6 +103,8 @@ class ChatService:
         rails = ChatRails.read(body)
         view = view_of(rails.messages, "messages", self._non_text)
         headers = self.upstream.headers(incoming)
+        # Every check of this conversation (input, whole answer, each stream window) carries one key.
+        session = affinity_key(view.messages, incoming.get(SESSION_HEADER.lower()))
         timer = _Timer()
         call: asyncio.Future[httpx.Response] | None = None
         checking: asyncio.Future[list[Decision]] | None = None
@@ -108,13 +113,13 @@ class ChatService:
                 # The upstream call is scheduled first: its request leaves before the input check's rendering
                 # and guard request take their turn on the event loop.
                 call = asyncio.ensure_future(self.upstream.open("POST", PATH, headers, raw))
-                checking = asyncio.ensure_future(self._input_rail(view, timer))
+                checking = asyncio.ensure_future(self._input_rail(view, session, timer))
                 # A verdict that comes first and refuses ends the wait (and the call) at once.
                 await asyncio.wait((call, checking), return_when=asyncio.FIRST_COMPLETED)
                 if checking.done():
                     checking.result()
             else:
-                checking = asyncio.ensure_future(self._input_rail(view, timer))
+                checking = asyncio.ensure_future(self._input_rail(view, session, timer))
                 await checking
                 call = asyncio.ensure_future(self.upstream.open("POST", PATH, headers, raw))
             response = await call
@@ -124,7 +129,7 @@ class ChatService:
                 and response.headers.get("content-type", "").startswith("text/event-stream")
             )
             if streamed:
-                return await self._stream(response, view, checking, timer)
+                return await self._stream(response, view, session, checking, timer)
             decisions = await checking
         except BaseException:
             await _abandon(call)
@@ -133,7 +138,8 @@ class ChatService:
         guard_headers = {"x-guard-input": header_value(decisions), "x-guard-ms": f"{timer.ms:.1f}"}
         if response.status_code != 200:
             return await passthrough(response, {**guard_headers, "x-guard-output": "none"})
-        return await self._whole(response, view, self._prompt_annotation(decisions, view), guard_headers, timer)
+        annotation = self._prompt_annotation(decisions, view)
+        return await self._whole(response, view, session, annotation, guard_headers, timer)
 
     def _answer(self, message: Any, param: str) -> tuple[str, tuple[str, ...]]:
         """An upstream answer's text as the guard reads it and the parts it passed unread; a part it cannot
@@ -145,6 +151,7 @@ class ChatService:
         self,
         response: httpx.Response,
         view: ConversationView,
+        session: str,
         prompt_annotation: dict[str, Any] | None,
         guard_headers: dict[str, str],
         timer: _Timer,
@@ -165,7 +172,7 @@ class ChatService:
         ]
         checks = [(view.with_answer(text), f"choices[{index}]") for index, (text, _) in enumerate(answers)]
         started = time.perf_counter()
-        decisions = await self._decide(checks, OUTPUT) if checks else []
+        decisions = await self._decide(checks, OUTPUT, session) if checks else []
         timer.ms += (time.perf_counter() - started) * 1000
         for choice, decision, (_, unread) in zip(choices, decisions, answers, strict=True):
             if decision.blocked:
@@ -189,10 +196,16 @@ class ChatService:
         return JSONResponse(answer, headers=headers)
 
     async def _stream(
-        self, response: httpx.Response, view: ConversationView, checking: asyncio.Future[list[Decision]], timer: _Timer
+        self,
+        response: httpx.Response,
+        view: ConversationView,
+        session: str,
+        checking: asyncio.Future[list[Decision]],
+        timer: _Timer,
     ) -> Response:
         async def check(answers: Sequence[tuple[int, str]]) -> list[Decision]:
-            return await self._decide([(view.with_answer(text), f"choices[{i}]") for i, text in answers], OUTPUT)
+            checks = [(view.with_answer(text), f"choices[{i}]") for i, text in answers]
+            return await self._decide(checks, OUTPUT, session)
 
         async def opening() -> bytes:
             return _prompt_chunk(self._prompt_annotation(await checking, view))

@@ -66,6 +66,7 @@ def test_the_reports_live_beside_the_benchmarks() -> None:
         "bench.md",
         "bench_chat.md",
         "bench_gateway.md",
+        "bench_replicas.md",
         "client_overhead.md",
         "locate.md",
         "screen_bench.md",

@@ -16,6 +16,7 @@ from guard_client import (
     MAX_TOKENS,
     MAX_TOKENS_CONSTRAINED,
     MAX_TOKENS_DETAILS,
+    SESSION_HEADER,
     Category,
     FailurePolicy,
     GuardClient,
@@ -150,6 +151,34 @@ def test_requests_name_the_client(make: MakeGuard) -> None:
     with make(handler) as guard:
         guard.check_prompt("x")
     assert seen and all(agent and agent.startswith("qwen3guard-client/") for agent in seen)
+
+
+def test_session_travels_as_a_header_on_every_check_request(make: MakeGuard) -> None:
+    """A router in front of several replicas hashes `X-Session-ID` (consistent_hash): every request a check
+    makes, chunked windows and verdict-first follow-ups included, carries the conversation's key."""
+    seen: list[tuple[str, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.path, request.headers.get(SESSION_HEADER)))
+        return fake(request)
+
+    fake = FakeVLLM(max_model_len=1000, reply=lambda body: "Safety: Unsafe\nCategories: Violent")
+    with make(handler) as guard:
+        guard.check_prompt(" ".join(f"w{i}" for i in range(2000)), chunk=True, session="conv-1")
+        guard.check_prompt("x", verdict_only=True, session="conv-2")
+        guard.check_prompt("y")
+    checks = [(path, key) for path, key in seen if path in ("/v1/chat/completions", "/v1/completions")]
+    assert [key for _, key in checks].count("conv-1") > 2  # every window
+    assert [key for _, key in checks if key == "conv-2"] == ["conv-2", "conv-2"]  # verdict and details
+    assert checks[-1] == ("/v1/chat/completions", None)  # no session, no header
+
+
+@pytest.mark.parametrize("session", ["", "line\nbreak", "x" * 257])
+def test_a_session_that_cannot_be_a_header_is_refused(make: MakeGuard, session: str) -> None:
+    fake = FakeVLLM()
+    with make(fake) as guard, pytest.raises(GuardInputError, match="session must be"):
+        guard.check_prompt("x", session=session)
+    assert chat_bodies(fake) == []
 
 
 def test_client_errors_are_not_retried(make: MakeGuard) -> None:

@@ -23,9 +23,14 @@ from tests.gateway.test_chat_proxy import SAFE, UNSAFE
 LONG = "Sure , here is a long and friendly answer about cooking pasta with tomatoes and basil today"
 
 
-def stream(client: TestClient, messages: list[dict[str, Any]] = SAFE, **extra: Any) -> httpx.Response:
+def stream(
+    client: TestClient,
+    messages: list[dict[str, Any]] = SAFE,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> httpx.Response:
     body = {"model": "main-llm", "messages": messages, "stream": True, **extra}
-    return client.post("/v1/chat/completions", json=body)
+    return client.post("/v1/chat/completions", json=body, headers=headers)
 
 
 def test_a_safe_stream_is_released_whole_in_order(make_chat: ChatFactory, upstream: FakeUpstream, fake: FakeVLLM):
@@ -41,6 +46,27 @@ def test_a_safe_stream_is_released_whole_in_order(make_chat: ChatFactory, upstre
     # every check extends the previous one: the prefix cache reuses it
     texts = [b["messages"][-1]["content"] for b in output_checks]
     assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(texts))
+
+
+def test_every_check_of_one_conversation_carries_one_routing_key(
+    make_chat: ChatFactory, upstream: FakeUpstream, fake: FakeVLLM
+):
+    """Behind vllm-router's consistent_hash, the input check, every window of the stream and the next turn of
+    the conversation land on one replica (its prefix cache): they carry one X-Session-ID."""
+    upstream.answers = [LONG]
+    client = make_chat(**{"chat.window_chars": "20"})
+    stream(client)
+    first_turn = [key for path, key in zip(fake.paths(), fake.sessions, strict=True) if path != "/v1/models"]
+    assert len(first_turn) >= 3 and len(set(first_turn)) == 1 and first_turn[0]
+    fake.sessions.clear()
+    stream(client, [*SAFE, {"role": "assistant", "content": LONG}, {"role": "user", "content": "and then?"}])
+    assert set(fake.sessions) - {None} == set(first_turn)  # the next turn too
+    fake.sessions.clear()
+    stream(client, [{"role": "user", "content": "another conversation"}])
+    assert not set(fake.sessions) & set(first_turn)
+    fake.sessions.clear()
+    stream(client, headers={"X-Session-ID": "app-conversation-7"})
+    assert set(fake.sessions) - {None} == {"app-conversation-7"}  # the application's own key wins
 
 
 @pytest.mark.parametrize("window", ["1", "16", "64", "100000"])

@@ -18,6 +18,7 @@ EVERYTHING_ON = {
     "networkPolicy": {"enabled": True, "clients": [{"podSelector": {"matchLabels": {"app": "chat"}}}]},
     "modelCache": {"type": "persistentVolumeClaim"},
     "hfToken": {"value": "hf_test"},
+    "router": {"enabled": True},
 }
 VALUE_SETS = {
     "default": API_KEY,

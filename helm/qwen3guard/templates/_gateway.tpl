@@ -56,7 +56,7 @@ true
 {{- end -}}
 {{- end -}}
 {{- if dig "guard" "url" "" $config -}}
-{{- fail "gateway.config.guard.url: set by the chart (the guard in the same pod, on localhost); remove it" -}}
+{{- fail "gateway.config.guard.url: set by the chart (the guard in the same pod, on localhost, or the router's Service); remove it" -}}
 {{- end -}}
 {{- range $path := list (list "guard" "api_key") (list "upstream" "api_key") (list "auth" "api_keys") (list "auth" "api_keys_file") -}}
 {{- if dig (index $path 0) (index $path 1) "" $config -}}
@@ -68,8 +68,8 @@ true
 {{- /* The gateway's configuration file, as YAML. */ -}}
 {{- define "qwen3guard.gatewayConfig" -}}
 {{- $gw := .Values.gateway -}}
-{{- $profile := include "qwen3guard.profile" . | fromJson -}}
-{{- $set := dict "host" "0.0.0.0" "port" (int $gw.port) "guard" (dict "url" (printf "http://localhost:%d" ($profile.port | int))) -}}
+{{- /* The guard beside it on localhost, or with router.enabled every replica through the router's Service. */ -}}
+{{- $set := dict "host" "0.0.0.0" "port" (int $gw.port) "guard" (dict "url" (include "qwen3guard.guardUrl" .)) -}}
 {{- if include "qwen3guard.gatewayHasKeys" . -}}
 {{- $_ := set $set "auth" (dict "api_keys_file" (printf "%s/%s" (include "qwen3guard.gatewayKeysDir" .) $gw.apiKeys.secretKey)) -}}
 {{- end -}}

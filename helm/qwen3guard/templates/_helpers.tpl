@@ -79,3 +79,38 @@ otherwise the chart's own, created from `value` by secrets.yaml.
 {{- fail "gpu.count: the cpu profile uses no GPU; set gpu.count to 0 rather than reserve GPUs it leaves idle" -}}
 {{- end -}}
 {{- end -}}
+
+{{- /* vllm-router in front of the guard replicas (router.enabled): its name and its pods' labels, which the
+guard's Service, PodDisruptionBudget and autoscaler never select. */ -}}
+{{- define "qwen3guard.routerName" -}}
+{{- printf "%s-router" (include "qwen3guard.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "qwen3guard.routerSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "qwen3guard.name" . }}-router
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "qwen3guard.routerEnabled" -}}
+{{- if and .Values.router.enabled (ne .Values.mode "embedded") -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{- /* Where clients and the gateway reach the guard: the router's Service when it is on, else the guard itself. */ -}}
+{{- define "qwen3guard.guardUrl" -}}
+{{- $profile := include "qwen3guard.profile" . | fromJson -}}
+{{- if include "qwen3guard.routerEnabled" . -}}
+{{- printf "http://%s.%s.svc:%d" (include "qwen3guard.routerName" .) .Release.Namespace ($profile.port | int) -}}
+{{- else -}}
+{{- printf "http://localhost:%d" ($profile.port | int) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "qwen3guard.routerLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "qwen3guard.routerSelectorLabels" . }}
+app.kubernetes.io/component: router
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
