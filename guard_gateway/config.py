@@ -193,6 +193,8 @@ def _parse_scalar(path: tuple[str, ...], text: str) -> Any:
     annotation = FIELD_PATHS[path]
     if get_origin(annotation) in (list, tuple) and not text.lstrip().startswith("["):
         return [part.strip() for part in text.split(",") if part.strip()]
+    if get_origin(annotation) is dict:  # a mapping (`models`) is written as YAML: `{acme: {policy: ...}}`
+        return yaml.safe_load(text)
     if {str, SecretStr} & {annotation, *get_args(annotation)}:
         return text  # a key or URL stays text even when it looks like a number or `null`
     try:

@@ -53,6 +53,8 @@ class Guard:
     ) -> None:
         self.settings = settings
         self.model = settings.model
+        #: The categories this guard model was trained for: every input it checks is rendered with them.
+        self.policy = GuardPolicy.load(settings.policy) if settings.policy else GuardPolicy.default()
         self._metrics = metrics
         self._cache = cache
         self._log_text = log_checked_text
@@ -68,7 +70,6 @@ class Guard:
             "timeout": settings.timeout,
             "max_retries": settings.max_retries,
             "on_error": on_failure,
-            "policy": GuardPolicy.load(settings.policy) if settings.policy else None,
         }
         self._transport = transport
         self.client = AsyncGuardClient(settings.url, transport=transport, **self._client_args)
@@ -77,11 +78,10 @@ class Guard:
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    @staticmethod
-    def prepare(messages: Sequence[Any], param: str) -> GuardInput:
-        """Validate and render one conversation; bad input is a 400 naming `param`."""
+    def prepare(self, messages: Sequence[Any], param: str) -> GuardInput:
+        """Validate and render one conversation with this guard's policy; bad input is a 400 naming `param`."""
         try:
-            return prepare_input(messages)
+            return prepare_input(messages, self.policy)
         except GuardInputError as exc:
             raise InvalidRequest(f"Invalid value for {param!r}: {exc}", param=param) from None
 
