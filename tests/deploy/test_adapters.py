@@ -11,11 +11,19 @@ from pathlib import Path
 import pytest
 
 from deploy.__main__ import main
-from deploy.adapters import AdapterError, module_shapes, parse_adapter_spec, read_adapter, read_adapters
+from deploy.adapters import (
+    AdapterError,
+    merge_adapter,
+    model_policy,
+    module_shapes,
+    parse_adapter_spec,
+    read_adapter,
+    read_adapters,
+)
 from deploy.launcher import GuardServer, free_port
 from deploy.profiles import PROFILE_DIR, LoraModule, ProfileError, available_profiles, load_profile
 from deploy.standin import VARIANTS, build_standin
-from guard_client import POLICY_FILE
+from guard_client import POLICY_FILE, GuardPolicy, chat_template_jinja
 
 TINY = "standin:tiny"
 
@@ -159,3 +167,37 @@ def test_serve_with_a_wrong_adapter_exits_with_one_line(
     assert code == 2
     expected = "not a PEFT adapter (no adapter_config.json; save one with peft's save_pretrained)"
     assert err[-1] == f"error: adapter 'acme' ({tmp_path}): {expected}"
+
+
+def test_a_merged_adapter_is_an_ordinary_model_directory_with_its_policy(
+    test_adapter_dir: Path, tmp_path: Path
+) -> None:
+    from safetensors import safe_open
+    from transformers import AutoTokenizer
+
+    merged = merge_adapter(test_adapter_dir, tmp_path / "acme-merged")
+    assert GuardPolicy.load(merged) == GuardPolicy.load(test_adapter_dir)
+    assert model_policy(str(merged)) == merged / POLICY_FILE
+    assert AutoTokenizer.from_pretrained(str(merged)).chat_template == chat_template_jinja()
+    key = "model.layers.0.self_attn.q_proj.weight"
+    with (
+        safe_open(str(merged / "model.safetensors"), "pt") as new,
+        safe_open(str(Path(build_standin("tiny")) / "model.safetensors"), "pt") as old,
+    ):
+        assert not new.get_tensor(key).equal(old.get_tensor(key)), "the adapter is folded into the weights"
+    # Served with --model: the launcher hands its policy to the gateway, and it stays a stand-in (random verdicts).
+    server = GuardServer(load_profile("cpu"), model=str(merged))
+    server.model_path, server.policy_file = str(merged), model_policy(str(merged))
+    assert server.is_standin
+    assert server.gateway_models() == {"models": {}, "guard": {"policy": str(merged / POLICY_FILE)}}
+
+
+def test_serve_with_a_model_whose_policy_does_not_validate_exits_with_one_line(
+    tmp_path: Path, tiny: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = Path(shutil.copytree(tiny, tmp_path / "model"))
+    (model / POLICY_FILE).write_text("name: acme\ncategories: []\n")
+    code = main(["serve", "--model", str(model), "--port", str(free_port()), "--no-gateway"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith(f"error: model {model}: {model / POLICY_FILE}: categories")
