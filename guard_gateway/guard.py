@@ -70,6 +70,7 @@ class Guard:
             "timeout": settings.timeout,
             "max_retries": settings.max_retries,
             "on_error": on_failure,
+            "policy": self.policy,
         }
         self._transport = transport
         self.client = AsyncGuardClient(settings.url, transport=transport, **self._client_args)
