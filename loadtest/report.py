@@ -133,8 +133,8 @@ def bench_markdown(result: dict[str, Any], plot_name: str = "bench.png") -> str:
             "## Custom policies: multi-LoRA and a merged adapter against the base model on a plain server",
             "",
             "Same texts, same forced output length; the adapters are random, rank 16 on all seven projections. "
-            "FLOPs per check count the base model's matrix products only (a rank-16 LoRA adds under 2%), so a "
-            "LoRA arm's fraction of the limit is the base model's work it got done.",
+            "FLOPs per check count the base model's matrix products only (a rank-16 LoRA on all projections adds "
+            "about 2% to the full model's), so a LoRA arm's fraction of the limit is the base model's work done.",
             "",
             "| mode | arm | in flight | checks/s | × plain base | of the bf16 limit |",
             "|---|---|--:|--:|--:|--:|",
