@@ -39,8 +39,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 MAIN_LLM_NAME = "main-llm"
 #: The PEFT adapter the session server serves beside the base guard by vLLM's multi-LoRA: random weights
 #: on the tiny stand-in (`deploy.adapters.build_random_adapter`, this seed), with this two-category policy.
+#: Seed 23 because its greedy answers name a category (Controversial, Investment Advice): with seeds 20-22 and
+#: 24-27 a random adapter answers every prompt alike, Safe or with no category, and a label test proves nothing.
 TEST_ADAPTER = "acme"
-TEST_ADAPTER_SEED = 20
+TEST_ADAPTER_SEED = 23
 TEST_ADAPTER_POLICY = """\
 name: acme
 categories:
