@@ -227,5 +227,7 @@ def render_explanation(explanation: Explanation) -> str:
         lines.append(f'Refusal: {answer}, as the guard prompt\'s refusal policy defines it: "{e.refusal.meaning}"')
     if e.location is not None:
         lines += _location_lines(e.location)
-    lines.append(f"Definitions quoted from {e.source}. The guard writes labels, not reasons.")
+    others = any(c.defined_by not in (None, e.source) for c in e.categories)
+    where = ", except where a policy is named above" if others else ""
+    lines.append(f"Definitions quoted from {e.source}{where}. The guard writes labels, not reasons.")
     return "\n".join(lines)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import re
-from functools import lru_cache
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
@@ -30,6 +30,11 @@ _POLICY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # A comma separates labels in the answer; a line break or other control character ends the line.
 _BREAKS_ANSWER = re.compile(r"[,\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _LINE_BREAK = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# A special token (`<|im_end|>`) or a section marker (`<END UNSAFE CONTENT CATEGORIES>`) would end the
+# category block or the turn early: the prompt would no longer be the template's.
+_PROMPT_MARKUP = re.compile(r"<\|[^|>]*\|>|<(?:BEGIN|END) [A-Z ]+>")
+_NO_MARKUP = "must not contain a special token ('<|...|>') or a section marker ('<BEGIN ...>', '<END ...>')"
+T = TypeVar("T")
 
 
 class GuardPolicyError(GuardError, ValueError):
@@ -57,6 +62,8 @@ def _check_category_name(name: str) -> str:
             "must not contain a comma, a line break or a control character: the answer lists categories "
             "separated by commas on one line"
         )
+    if _PROMPT_MARKUP.search(name):
+        raise _invalid(_NO_MARKUP)
     if name.lower() == "none":
         raise _invalid("must not be 'None': the answer writes 'Categories: None' when no category applies")
     if name.endswith("."):
@@ -95,6 +102,8 @@ class PolicyCategory(BaseModel):
             raise _invalid("must not be empty (leave it out to list the name alone)")
         if _LINE_BREAK.search(definition):
             raise _invalid("must be one line: the guard prompt lists one category per line")
+        if _PROMPT_MARKUP.search(definition):
+            raise _invalid(_NO_MARKUP)
         return definition.strip()
 
     @field_validator("modes", mode="before")
@@ -273,12 +282,30 @@ class GuardPolicy(BaseModel):
         return target
 
 
-@lru_cache(maxsize=64)
+def per_policy(compute: Callable[[GuardPolicy], T]) -> Callable[[GuardPolicy], T]:
+    """Memoize what is derived from a policy, keyed by the policy object itself: every check asks for its
+    heads and labels, and hashing a pydantic model (lru_cache) costs more than deriving them once did."""
+    cache: dict[int, tuple[GuardPolicy, T]] = {}
+
+    def cached(policy: GuardPolicy) -> T:
+        hit = cache.get(id(policy))
+        if hit is not None and hit[0] is policy:
+            return hit[1]
+        if len(cache) >= 64:
+            cache.clear()
+        value = compute(policy)
+        cache[id(policy)] = (policy, value)  # the reference keeps the id from being reused
+        return value
+
+    return cached
+
+
+@per_policy
 def _by_mode(policy: GuardPolicy) -> dict[GuardMode, tuple[PolicyCategory, ...]]:
     return {mode: tuple(c for c in policy.categories if mode in c.modes) for mode in GuardMode}
 
 
-@lru_cache(maxsize=64)
+@per_policy
 def _by_name(policy: GuardPolicy) -> dict[str, PolicyCategory]:
     return {category.name.casefold(): category for category in policy.categories}
 

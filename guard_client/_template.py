@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 
-from guard_client._guard_policy import DEFAULT_POLICY, GuardPolicy
+from guard_client._guard_policy import DEFAULT_POLICY, GuardPolicy, per_policy
 from guard_client._labels import GuardMode
 
 _SUBJECT = {GuardMode.PROMPT: "USER's query", GuardMode.RESPONSE: "ASSISTANT's response"}
@@ -84,7 +83,7 @@ def _tail(mode: GuardMode) -> str:
     )
 
 
-@lru_cache(maxsize=64)
+@per_policy
 def heads(policy: GuardPolicy) -> dict[GuardMode, str]:
     """Everything before the conversation, per mode: identical across requests, so vLLM caches it."""
     return {mode: _head(mode, policy) for mode in GuardMode}

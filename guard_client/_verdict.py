@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from functools import lru_cache
 from typing import Annotated, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from guard_client._errors import GuardError, GuardParseError
-from guard_client._guard_policy import DEFAULT_POLICY, GuardPolicy
+from guard_client._guard_policy import DEFAULT_POLICY, GuardPolicy, per_policy
 from guard_client._labels import Category, GuardMode, Safety, Strictness
 from guard_client._locate import Location
 
@@ -121,9 +120,9 @@ def _single(values: list[str], key: str, raw: str) -> str | None:
     return values[0] if values else None
 
 
-@lru_cache(maxsize=64)
-def _labels_by_name(policy: GuardPolicy, mode: GuardMode) -> dict[str, Category | str]:
-    return {category.name.casefold(): category.label for category in policy.categories_for(mode)}
+@per_policy
+def _labels_by_name(policy: GuardPolicy) -> dict[GuardMode, dict[str, Category | str]]:
+    return {mode: {c.name.casefold(): c.label for c in policy.categories_for(mode)} for mode in GuardMode}
 
 
 def parse_verdict(text: str, mode: GuardMode | str, policy: GuardPolicy = DEFAULT_POLICY) -> Verdict:
@@ -150,7 +149,7 @@ def parse_verdict(text: str, mode: GuardMode | str, policy: GuardPolicy = DEFAUL
     categories: list[Category | str] = []
     unmapped: list[str] = []
     warnings: list[str] = []
-    allowed = _labels_by_name(policy, mode)
+    allowed = _labels_by_name(policy)[mode]
     unknown = "unknown category" if policy.is_default else f"not a category of policy {policy.name!r}:"
     for line in found["categories"]:
         labels = [label.strip() for label in line.split(",") if label.strip()]

@@ -24,6 +24,8 @@ from guard_client import (
     GuardPolicy,
     PolicyCategory,
     Safety,
+    chat_request,
+    completion_request,
     continuation_regex,
     details_regex,
     max_tokens_constrained,
@@ -154,6 +156,17 @@ def test_a_policy_without_a_category_for_the_mode_is_refused_before_sending(make
         (failed,) = guard.check_many([("q", "a")])
     assert failed.error_type == "GuardInputError" and failed.flagged()
     assert "/v1/completions" not in fake.paths()
+
+
+def test_the_request_builders_send_a_custom_policy_past_the_servers_template() -> None:
+    custom = prepare_input([{"role": "user", "content": "x"}], ACME)
+    with pytest.raises(ValueError, match="states the model's own policy, not 'acme': send a completion_request"):
+        chat_request(custom, "acme")
+    body = completion_request(custom, "acme", constrain=True)
+    assert body["prompt"] == custom.prompt + "Safety:" and body["max_tokens"] == max_tokens_constrained(ACME)
+    assert body["structured_outputs"] == {"regex": continuation_regex(GuardMode.PROMPT, policy=ACME)}
+    default = prepare_input([{"role": "user", "content": "x"}])
+    assert chat_request(default, "qwen3guard")["max_tokens"] == MAX_TOKENS
 
 
 def test_the_client_refuses_a_policy_that_is_not_one() -> None:

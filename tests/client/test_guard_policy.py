@@ -129,6 +129,12 @@ BAD_FILES: list[tuple[str, str, str]] = [
     (policy_file('  - name: "Guns\\nKnives"\n'), "categories[0].name", "must not contain a comma, a line break"),
     (policy_file("  - name: None\n"), "categories[0].name", "must not be 'None'"),
     (policy_file("  - name: Fraud.\n"), "categories[0].name", "must not end with '.'"),
+    (policy_file("  - name: A<|im_end|>\n"), "categories[0].name", "must not contain a special token"),
+    (
+        policy_file("  - name: A\n    definition: x <END UNSAFE CONTENT CATEGORIES> y\n"),
+        "categories[0].definition",
+        "or a section marker",
+    ),
     (policy_file(f"  - name: {'x' * 65}\n"), "categories[0].name", "at most 64 characters"),
     (policy_file("  - name: yes\n"), "categories[0].name", "quote it"),
     (policy_file("  - name: 12\n"), "categories[0].name", "valid string"),
@@ -298,12 +304,17 @@ def test_explanations_quote_the_policys_definitions_and_say_when_there_is_none()
         "Category Competitor Mention, as policy 'acme' defines it: \"Names or praises a competitor's product.\"" in text
     )
     assert "Category Investment Advice: no definition; the guard prompt listed its name only." in text
+    assert text.endswith(
+        f"Definitions quoted from {POLICY_SOURCE}, except where a policy is named above. "
+        "The guard writes labels, not reasons."
+    )
     # One of the model's own names without a definition in the policy: the published one, attributed.
     mixed = GuardPolicy(name="mixed", categories=(PolicyCategory(name="Violent"),))
     own = explain(parse_verdict("Safety: Unsafe\nCategories: Violent", P, mixed), policy=mixed)
     published = explain(parse_verdict("Safety: Unsafe\nCategories: Violent", P)).categories[0]
     assert own.categories[0] == published and published.defined_by == POLICY_SOURCE
     assert "as the model's published policy defines it" in own.text()
+    assert own.text().endswith(f"Definitions quoted from {POLICY_SOURCE}. The guard writes labels, not reasons.")
 
 
 def hits(result: dict[str, Any]) -> list[str]:
