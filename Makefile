@@ -11,6 +11,8 @@ STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PROFILE ?=
 MODEL   ?=
 PORT    ?=
+# ADAPTERS=NAME=DIR[,NAME=DIR]: PEFT adapters served beside the model (vLLM multi-LoRA), each with its policy.
+ADAPTERS ?=
 # GATEWAY=0 serves the guard alone; GATEWAY_PORT moves the gateway off 8080.
 GATEWAY ?= 1
 GATEWAY_PORT ?=
@@ -19,6 +21,7 @@ GATEWAY_PORT ?=
 REPLICAS ?= 1
 ROUTER_POLICY ?=
 SERVE_FLAGS = $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) $(if $(PORT),--port $(PORT)) \
+	$(if $(ADAPTERS),--adapter $(ADAPTERS)) \
 	$(if $(filter 0,$(GATEWAY)),--no-gateway) $(if $(GATEWAY_PORT),--gateway-port $(GATEWAY_PORT)) \
 	$(if $(filter-out 1,$(REPLICAS)),--replicas $(REPLICAS)) $(if $(ROUTER_POLICY),--router-policy $(ROUTER_POLICY))
 

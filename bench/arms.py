@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from guard_client import DEFAULT_MODEL
+
 
 class Arm(StrEnum):
     """One way of serving the guard, measured side by side. The values are the names in the JSON."""
@@ -18,6 +20,10 @@ class Arm(StrEnum):
     TUNED_CLIENT = "tuned-client"
     VERDICT_FIRST = "verdict-first"
     DECODE_SHARE = "decode-share"
+    LORA_BASE = "lora-base"
+    LORA_ADAPTER = "lora-adapter"
+    LORA_MIXED = "lora-mixed"
+    MERGED = "merged"
 
 
 class Server(StrEnum):
@@ -26,6 +32,8 @@ class Server(StrEnum):
     NONE = "none"  # transformers in a process of its own
     RECIPE = "recipe"  # vLLM with the public recipe's flags
     TUNED = "tuned"  # vLLM with this project's serving profile
+    LORA = "lora"  # the profile with two random adapters served beside the model (vLLM multi-LoRA)
+    MERGED = "merged"  # the profile serving one of those adapters merged into the weights
 
 
 class Driver(StrEnum):
@@ -45,6 +53,22 @@ class ArmSpec:
     description: str
     baseline: bool = False  # the others' checks/s are given as multiples of this one's
     whole_sweep: bool = True  # every in-flight level of the sweep, or only the headline concurrency
+    models: tuple[str, ...] = ()  # the served names its checks ask for, in turn; empty: the base guard
+
+
+#: The custom-policy arms' adapters: random, rank 16 on all seven projections of every layer (what a
+#: `guard tune` adapter adapts), each with a two-category policy.
+POLICY_ADAPTERS = ("policy-a", "policy-b")
+POLICY_ADAPTER_RANK = 16
+POLICY_FILE_TEXT = """\
+name: bench
+categories:
+  - name: Competitor Mention
+    definition: Names or praises a competitor's product.
+  - name: Investment Advice
+"""
+#: What a merged adapter must serve against the base model on a plain server (issue 20).
+MERGED_TARGET = 0.95
 
 
 ARM_SPECS: dict[Arm, ArmSpec] = {
@@ -90,7 +114,40 @@ ARM_SPECS: dict[Arm, ArmSpec] = {
         "and what repeat traffic gains",
         whole_sweep=False,
     ),
+    Arm.LORA_BASE: ArmSpec(
+        "LoRA server: the base model",
+        Server.LORA,
+        Driver.FORCED_CHAT,
+        "the base model on a server started with two adapters (`--enable-lora`): what enabling LoRA costs "
+        "every request (on the CPU backend it turns graph compilation off)",
+        whole_sweep=False,
+    ),
+    Arm.LORA_ADAPTER: ArmSpec(
+        "LoRA server: one adapter",
+        Server.LORA,
+        Driver.FORCED_CHAT,
+        f"every check through one rank-{POLICY_ADAPTER_RANK} adapter on all projections",
+        whole_sweep=False,
+        models=POLICY_ADAPTERS[:1],
+    ),
+    Arm.LORA_MIXED: ArmSpec(
+        "LoRA server: base + two adapters mixed",
+        Server.LORA,
+        Driver.FORCED_CHAT,
+        "the base model and both adapters in turn, in one stream (three models in every batch)",
+        whole_sweep=False,
+        models=(DEFAULT_MODEL, *POLICY_ADAPTERS),
+    ),
+    Arm.MERGED: ArmSpec(
+        "merged adapter on a plain server",
+        Server.MERGED,
+        Driver.FORCED_CHAT,
+        "one of those adapters merged into the weights (PEFT's merge_and_unload), served as an ordinary model",
+        whole_sweep=False,
+    ),
 }
+#: The custom-policy arms, compared with the tuned arm (the base model on a plain server).
+POLICY_ARMS = (Arm.LORA_BASE, Arm.LORA_ADAPTER, Arm.LORA_MIXED, Arm.MERGED)
 ARMS: tuple[Arm, ...] = tuple(Arm)
 BASELINE = next(arm for arm, spec in ARM_SPECS.items() if spec.baseline)
 

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,7 +32,20 @@ from typing import Any
 
 import httpx
 
-from bench.arms import ARM_SPECS, ARMS, BASELINE, Arm, ArmSpec, Driver, Server
+from bench.arms import (
+    ARM_SPECS,
+    ARMS,
+    BASELINE,
+    MERGED_TARGET,
+    POLICY_ADAPTER_RANK,
+    POLICY_ADAPTERS,
+    POLICY_ARMS,
+    POLICY_FILE_TEXT,
+    Arm,
+    ArmSpec,
+    Driver,
+    Server,
+)
 from bench.corpus import BEAVERTAILS, PACKAGE_DIR, TOXICCHAT, GuardItem, load_jsonl, sample
 from bench.flops import (
     FLOP_FIELDS,
@@ -53,6 +67,7 @@ from bench.workload import (
     instrumented_check,
     prefix_cache_counters,
 )
+from guard_client import DEFAULT_MODEL
 
 RESULTS_DIR = PACKAGE_DIR / "results"
 __all__ = ["ARMS", "ARM_SPECS", "BASELINE", "Arm", "ArmSpec", "Driver", "Server"]
@@ -137,11 +152,44 @@ def recipe_server(profile_name: str, model: str, port: int, env: dict[str, str])
     return RecipeServer(profile.model_copy(update={"env": kv_only}), model=model, host="127.0.0.1", port=port, env=env)
 
 
-def tuned_server(profile_name: str, model: str, port: int, env: dict[str, str], args: list[str]) -> Any:
+def tuned_server(
+    profile_name: str, model: str, port: int, env: dict[str, str], args: list[str], adapters: Sequence[str] = ()
+) -> Any:
     from deploy.launcher import GuardServer
     from deploy.profiles import load_profile
 
-    return GuardServer(load_profile(profile_name), model=model, host="127.0.0.1", port=port, env=env, extra_args=args)
+    return GuardServer(
+        load_profile(profile_name),
+        model=model,
+        host="127.0.0.1",
+        port=port,
+        env=env,
+        extra_args=args,
+        adapter_specs=list(adapters),
+    )
+
+
+@dataclass(frozen=True)
+class PolicyModels:
+    adapters: list[str]  # NAME=DIR
+    merged: str
+
+
+def build_policy_models(model_path: str, work_dir: Path) -> PolicyModels:
+    """The custom-policy arms' models: two random adapters for the served model, the first merged too."""
+    from deploy.adapters import build_random_adapter, merge_adapter
+    from guard_client import STANDIN_MARKER
+
+    policy = work_dir / "policy.yaml"
+    policy.write_text(POLICY_FILE_TEXT)
+    specs = []
+    for seed, name in enumerate(POLICY_ADAPTERS, start=1):
+        out = build_random_adapter(model_path, work_dir / name, policy, rank=POLICY_ADAPTER_RANK, seed=seed)
+        specs.append(f"{name}={out}")
+    # A merged stand-in is a stand-in: its directory name carries the marker the client and launcher look for.
+    merged = work_dir / f"{STANDIN_MARKER if STANDIN_MARKER in model_path else 'model'}-{POLICY_ADAPTERS[0]}-merged"
+    merge_adapter(work_dir / POLICY_ADAPTERS[0], merged, base_model=model_path)
+    return PolicyModels(specs, str(merged))
 
 
 # -- runs ---------------------------------------------------------------------------------------
@@ -171,21 +219,30 @@ class ServerSession:
         rate = hit_rate(before, after)
         return {"mode": mode, **result.to_json(), "prefix_cache_hit_rate": None if rate is None else round(rate, 4)}
 
-    async def forced_sweep(self, sweep: Sequence[int]) -> list[dict[str, Any]]:
+    async def forced_sweep(self, sweep: Sequence[int], models: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Forced-length chat checks at every level of `sweep`; item i asks for models[i % len(models)]."""
         runs = []
         async with httpx.AsyncClient(base_url=self.url, timeout=HTTP_TIMEOUT, limits=_limits()) as http:
             for mode in ("prompt", "response"):
                 tokens = REAL_OUTPUT_TOKENS[mode]
                 for concurrency in sweep:
                     items = self.workload.for_concurrency(mode, concurrency)
+                    served = {item: models[i % len(models)] for i, item in enumerate(items)} if models else {}
 
                     async def runner(
-                        items: list[GuardItem] = items, c: int = concurrency, n: int = tokens
+                        items: list[GuardItem] = items,
+                        c: int = concurrency,
+                        n: int = tokens,
+                        served: dict[GuardItem, str] = served,
                     ) -> RunResult:
-                        return await closed_loop(items, lambda item: forced_chat_check(http, item, n), c)
+                        async def check(checked: GuardItem) -> CheckOutcome:
+                            return await forced_chat_check(http, checked, n, served.get(checked, DEFAULT_MODEL))
+
+                        return await closed_loop(items, check, c)
 
                     run = await self.measured(http, mode, runner)
-                    runs.append({**run, "sent": f"chat, output forced to {tokens} tokens"})
+                    asked = f" to {', '.join(models)} in turn" if models else ""
+                    runs.append({**run, "sent": f"chat{asked}, output forced to {tokens} tokens"})
                     _progress(run)
         return runs
 
@@ -336,7 +393,7 @@ def run_server_arm(
             print(f"  {kind}:", file=sys.stderr, flush=True)
             driver = ARM_SPECS[kind].driver
             if driver is Driver.FORCED_CHAT:
-                runs = asyncio.run(session.forced_sweep(sweep))
+                runs = asyncio.run(session.forced_sweep(sweep, ARM_SPECS[kind].models))
             elif driver is Driver.COMPLETIONS:
                 runs = asyncio.run(session.decode_share_runs(max(sweep)))
             elif driver is Driver.CLIENT:
@@ -381,10 +438,17 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     with _stage("bf16 matrix-product rate (before)", loads):
         limits["before"] = measure_machine_limit(shape)
     wanted = [arm for arm in ARMS if arm in config.arms]
+    policy_dir = Path(tempfile.mkdtemp(prefix="bench-policies-"))
+    policy_models: PolicyModels | None = None
+    if any(ARM_SPECS[arm].server in (Server.LORA, Server.MERGED) for arm in wanted):
+        with _stage("custom-policy adapters (random) and their merge", loads):
+            policy_models = build_policy_models(model_path, policy_dir)
     for server_kind, stage in (
         (Server.NONE, "transformers baseline"),
         (Server.RECIPE, "vLLM as the public recipe runs it"),
         (Server.TUNED, f"the {profile.name} profile"),
+        (Server.LORA, f"the {profile.name} profile with two adapters (multi-LoRA)"),
+        (Server.MERGED, f"the {profile.name} profile serving a merged adapter"),
     ):
         jobs: list[tuple[Arm, Sequence[int]]] = [
             (arm, config.sweep if ARM_SPECS[arm].whole_sweep else (config.concurrency,))
@@ -400,10 +464,13 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
                 server = recipe_server(config.profile, model_path, free_port(), dev_env)
                 arms += run_server_arm(server_kind, server, workload, jobs)
             else:
-                server = tuned_server(
-                    config.profile, model_path, free_port(), {**config.server_env, **dev_env}, config.server_args
-                )
+                assert policy_models is not None or server_kind is Server.TUNED
+                model = policy_models.merged if server_kind is Server.MERGED and policy_models else model_path
+                adapters = policy_models.adapters if server_kind is Server.LORA and policy_models else []
+                env = {**config.server_env, **dev_env}
+                server = tuned_server(config.profile, model, free_port(), env, config.server_args, adapters)
                 arms += run_server_arm(server_kind, server, workload, jobs)
+    shutil.rmtree(policy_dir, ignore_errors=True)
     with _stage("bf16 matrix-product rate (after)", loads):
         limits["after"] = measure_machine_limit(shape)
     decode_share = next((arm for arm in arms if arm["arm"] == Arm.DECODE_SHARE), None)
@@ -507,6 +574,39 @@ def verdict_first_vs_full(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def policy_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """Per mode, the custom-policy arms against the base model on a plain server (the tuned arm), at the
+    benchmark's concurrency, with the merged adapter's ratio against its target."""
+    rows = {(r["arm"], r["mode"]): r for r in result["headline"]}
+    out: dict[str, Any] = {}
+    for mode in ("prompt", "response"):
+        plain = rows.get((Arm.TUNED, mode))
+        arms = {arm: rows[(arm, mode)] for arm in POLICY_ARMS if (arm, mode) in rows}
+        if not plain or not arms or not plain["checks_per_s"]:
+            continue
+        out[mode] = {
+            "concurrency": result["concurrency"],
+            "plain_base_checks_per_s": plain["checks_per_s"],
+            "plain_base_fraction_of_limit": plain.get("fraction_of_limit"),
+            "arms": {
+                str(arm): {
+                    "checks_per_s": row["checks_per_s"],
+                    "x_plain_base": round(row["checks_per_s"] / plain["checks_per_s"], 2),
+                    "fraction_of_limit": row.get("fraction_of_limit"),
+                }
+                for arm, row in arms.items()
+            },
+        }
+        if Arm.MERGED in arms:
+            ratio = arms[Arm.MERGED]["checks_per_s"] / plain["checks_per_s"]
+            out[mode]["merged_target"] = {
+                "x_plain_base": round(ratio, 2),
+                "target": MERGED_TARGET,
+                "met": ratio >= MERGED_TARGET,
+            }
+    return out
+
+
 def decode_share_summary(runs: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
     """Per mode, checks/s of each decode-share variant and their ratios to the whole answer.
 
@@ -528,6 +628,7 @@ def decode_share_summary(runs: list[dict[str, Any]], concurrency: int) -> dict[s
 
 def write_results(result: dict[str, Any], out_dir: Path) -> list[Path]:
     result["verdict_first_vs_full"] = verdict_first_vs_full(result)
+    result["custom_policies"] = policy_summary(result)
     return REPORT.write(out_dir, result, bench_markdown(result), lambda fig: draw_bench(result, fig))
 
 

@@ -119,6 +119,37 @@ def bench_markdown(result: dict[str, Any]) -> str:
                 f"| {mode} | {row['concurrency']} | {_fmt(row['verdict_first_checks_per_s'])} "
                 f"| {_fmt(row['full_generation_checks_per_s'])} | {_fmt(row['speedup'], '.1f')}× |"
             )
+    policies = result.get("custom_policies") or {}
+    if policies:
+        lines += [
+            "",
+            "## Custom policies: multi-LoRA and a merged adapter against the base model on a plain server",
+            "",
+            "Same texts, same forced output length; the adapters are random, rank 16 on all seven projections. "
+            "FLOPs per check count the base model's matrix products only (a rank-16 LoRA on all projections adds "
+            "about 2% to the full model's), so a LoRA arm's fraction of the limit is the base model's work done.",
+            "",
+            "| mode | arm | in flight | checks/s | × plain base | of the bf16 limit |",
+            "|---|---|--:|--:|--:|--:|",
+        ]
+        for mode, row in policies.items():
+            plain = _pct(row["plain_base_fraction_of_limit"], ".1%")
+            lines.append(
+                f"| {mode} | {arm_label('tuned')} (plain base) | {row['concurrency']} "
+                f"| {_fmt(row['plain_base_checks_per_s'])} | 1.00× | {plain} |"
+            )
+            for arm, cells in row["arms"].items():
+                lines.append(
+                    f"| {mode} | {arm_label(arm)} | {row['concurrency']} | {_fmt(cells['checks_per_s'])} "
+                    f"| {_fmt(cells['x_plain_base'])}× | {_pct(cells['fraction_of_limit'], '.1%')} |"
+                )
+        targets = [
+            f"{mode} {row['merged_target']['x_plain_base']:.2f}× ({'met' if row['merged_target']['met'] else 'missed'})"
+            for mode, row in policies.items()
+            if "merged_target" in row
+        ]
+        if targets:
+            lines += ["", f"Target: a merged adapter serves at least 0.95× the plain base: {'; '.join(targets)}."]
     share = result.get("decode_share")
     if share:
         lines += [

@@ -41,8 +41,11 @@ def forced_chat_body(item: GuardItem, output_tokens: int, model: str = MODEL_NAM
     return {"model": model, "messages": item.messages(), **_forced(output_tokens)}
 
 
-async def forced_chat_check(http: httpx.AsyncClient, item: GuardItem, output_tokens: int) -> CheckOutcome:
-    return await _forced_check(http, "/v1/chat/completions", forced_chat_body(item, output_tokens), output_tokens)
+async def forced_chat_check(
+    http: httpx.AsyncClient, item: GuardItem, output_tokens: int, model: str = MODEL_NAME
+) -> CheckOutcome:
+    body = forced_chat_body(item, output_tokens, model)
+    return await _forced_check(http, "/v1/chat/completions", body, output_tokens)
 
 
 async def forced_completion_check(http: httpx.AsyncClient, prompt: str, output_tokens: int) -> CheckOutcome:

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from deploy.launcher import (
     LOG_DIR,
@@ -224,6 +225,8 @@ class ReplicaSet:
     startup_timeout: float = 900.0
     echo: bool = False
     env: dict[str, str] = field(default_factory=dict)
+    #: `--adapter NAME=DIR` specs: every replica serves the same adapters beside the base model.
+    adapter_specs: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.policy not in ROUTER_POLICIES:
@@ -241,6 +244,7 @@ class ReplicaSet:
                 startup_timeout=self.startup_timeout,
                 echo=sys.stderr if self.echo else None,
                 env={**env, **self.env},
+                adapter_specs=self.adapter_specs,
             )
             for index, env in enumerate(envs)
         ]
@@ -257,6 +261,10 @@ class ReplicaSet:
     @property
     def is_standin(self) -> bool:
         return self.servers[0].is_standin
+
+    def gateway_models(self) -> dict[str, Any]:
+        """The gateway configuration's part for what the replicas serve (each serves the same)."""
+        return self.servers[0].gateway_models()
 
     def start(self) -> ReplicaSet:
         if port_in_use(self.router.host, self.router.port):

@@ -160,7 +160,9 @@ class CheckFlows:
                     f"model {self.model!r} is not served at {self.base_url}; it serves: {', '.join(map(str, models))}"
                 )
             entry = models[self.model]
-            self._info = ServerInfo(self.model, str(entry.get("root", "")), int(entry.get("max_model_len") or 0))
+            # vLLM lists a LoRA adapter with its base as `parent` and no max_model_len: the base's limit holds.
+            limit = entry.get("max_model_len") or models.get(entry.get("parent"), {}).get("max_model_len")
+            self._info = ServerInfo(self.model, str(entry.get("root", "")), int(limit or 0))
         return self._info
 
     def verdict_tokens(self) -> Flow[VerdictTokens]:

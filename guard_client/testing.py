@@ -80,6 +80,8 @@ class FakeVLLM:
     fail: Callable[[dict[str, Any]], httpx.Response | Exception | None] = lambda body: None
     #: While True every request fails as a refused connection (a guard that is down).
     down: bool = False
+    #: LoRA adapters served beside `model`, listed as vLLM lists them: `parent` the base, no max_model_len.
+    adapters: tuple[str, ...] = ()
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else None
@@ -96,9 +98,9 @@ class FakeVLLM:
         if path == "/health":  # vLLM's liveness probe, which vllm-router polls before it routes
             return httpx.Response(200)
         if path == "/v1/models":
-            return httpx.Response(
-                200, json={"data": [{"id": self.model, "root": self.root, "max_model_len": self.max_model_len}]}
-            )
+            base = {"id": self.model, "root": self.root, "max_model_len": self.max_model_len}
+            loras = [{"id": name, "root": f"/adapters/{name}", "parent": self.model} for name in self.adapters]
+            return httpx.Response(200, json={"data": [base, *loras]})
         if path == "/tokenize":
             return httpx.Response(200, json=self._tokenize(body or {}))
         if path == "/v1/chat/completions":

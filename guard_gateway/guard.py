@@ -1,5 +1,8 @@
 """The gateway's one door to the guard: `guard_client`'s `AsyncGuardClient`, the verdict cache and
-the check metrics. Endpoints hand it prepared inputs and get one verdict per input, in order."""
+the check metrics. Endpoints hand it prepared inputs and get one verdict per input, in order.
+
+`Guards` holds one `Guard` per served guard model (the base guard, and each adapter or merged model of
+the configuration's `models:`, each with its policy); a request's `model` picks one."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from guard_client import (
     GuardError,
     GuardInput,
     GuardInputError,
+    GuardPolicy,
     ServerInfo,
     Verdict,
     prepare_input,
@@ -37,7 +41,7 @@ from guard_client.conversation import (
 )
 from guard_gateway.cache import CacheKey, VerdictCache
 from guard_gateway.config import GuardSettings
-from guard_gateway.errors import InvalidRequest, UnsupportedRequest
+from guard_gateway.errors import InvalidRequest, ModelNotFound, UnsupportedRequest
 from guard_gateway.metrics import GatewayMetrics
 
 log = logging.getLogger("guard_gateway")
@@ -106,6 +110,8 @@ class Guard:
     ) -> None:
         self.settings = settings
         self.model = settings.model
+        #: The categories this guard model was trained for: every input it checks is rendered with them.
+        self.policy = GuardPolicy.load(settings.policy) if settings.policy else GuardPolicy.default()
         self._metrics = metrics
         self._cache = cache
         self._log_text = log_checked_text
@@ -118,6 +124,7 @@ class Guard:
             "timeout": settings.timeout,
             "max_retries": settings.max_retries,
             "on_error": on_failure,
+            "policy": self.policy,
         }
         self._transport = transport
         self.client = AsyncGuardClient(settings.url, transport=transport, **self._client_args)
@@ -126,11 +133,10 @@ class Guard:
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    @staticmethod
-    def prepare(messages: Sequence[Any], param: str) -> GuardInput:
-        """Validate and render one conversation; bad input is a 400 naming `param`."""
+    def prepare(self, messages: Sequence[Any], param: str) -> GuardInput:
+        """Validate and render one conversation with this guard's policy; bad input is a 400 naming `param`."""
         try:
-            return prepare_input(messages)
+            return prepare_input(messages, self.policy)
         except GuardInputError as exc:
             raise InvalidRequest(f"Invalid value for {param!r}: {exc}", param=param) from None
 
@@ -230,3 +236,43 @@ class Guard:
                 await probe.aclose()
         self._readiness = (now, result)
         return result
+
+
+class Guards:
+    """The guard models this gateway answers for, by served name; the base guard is the default."""
+
+    def __init__(self, default: Guard, models: Mapping[str, Guard], aliases: Sequence[str]) -> None:
+        self.default = default
+        self._models = dict(models)
+        self._aliases = frozenset(aliases)
+
+    def pick(self, requested: str | None) -> Guard:
+        """The guard for a request's `model`: none, the base guard's name or an OpenAI alias picks the base
+        guard; another configured name its own; anything else is a 404 listing what is served."""
+        if requested is None or requested == self.default.model or requested in self._aliases:
+            return self.default
+        guard = self._models.get(requested)
+        if guard is None:
+            raise ModelNotFound(requested, [self.default.model, *self._models, *sorted(self._aliases)])
+        return guard
+
+    def pick_if_served(self, requested: str | None) -> Guard:
+        """As `pick`, but a name this gateway does not serve picks the base guard: LiteLLM's `model` is the
+        name of the LLM the guarded call went to, and only names a guard model when a route is set up so."""
+        return self._models.get(requested or "", self.default)
+
+    def __iter__(self) -> Iterator[Guard]:
+        return iter([self.default, *self._models.values()])
+
+    async def readiness(self) -> Readiness:
+        """Ready when every guard model answers; the detail names the first that does not. `constrain` is the
+        base guard's (the models beside it are served by the same server)."""
+        results = [await guard.readiness() for guard in self]
+        failed = [result for result in results if not result.ready]
+        if failed:
+            return failed[0]
+        return Readiness(True, "; ".join(result.detail for result in results), results[0].constrain)
+
+    async def aclose(self) -> None:
+        for guard in self:
+            await guard.aclose()

@@ -29,7 +29,7 @@ class GuardCheckRequest(BaseModel):
 class GuardCheckResult(BaseModel):
     mode: GuardMode
     safety: Safety | None = Field(description="None when the guard did not decide (see error and policy)")
-    categories: list[Category]
+    categories: list[Category | str] = Field(description="the model's own categories, or a custom policy's labels")
     refusal: bool | None = Field(description="response mode: whether the answer refuses")
     scores: Scores | None
     flagged: bool = Field(description="the verdict under the configured strictness")

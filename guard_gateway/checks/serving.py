@@ -10,22 +10,21 @@ from guard_client.conversation import NonText
 from guard_gateway.checks.protocol import GuardCheckRequest, GuardCheckResponse, GuardCheckResult
 from guard_gateway.config import ModerationSettings
 from guard_gateway.errors import InvalidRequest
-from guard_gateway.guard import Guard, view_of
-from guard_gateway.moderations.serving import resolve_model
+from guard_gateway.guard import Guards, view_of
 from guard_gateway.policy import Policy
 
 ENDPOINT = "checks"
 
 
 class CheckService:
-    def __init__(self, guard: Guard, policy: Policy, settings: ModerationSettings, non_text: NonText) -> None:
-        self._guard = guard
+    def __init__(self, guards: Guards, policy: Policy, settings: ModerationSettings, non_text: NonText) -> None:
+        self._guards = guards
         self._policy = policy
         self._settings = settings
         self._non_text = non_text
 
     async def create(self, request: GuardCheckRequest) -> GuardCheckResponse:
-        model = resolve_model(request.model, self._guard.model, self._settings.model_aliases)
+        guard = self._guards.pick(request.model)
         if not request.checks:
             raise InvalidRequest("'checks' must not be an empty array", param="checks")
         if len(request.checks) > self._settings.max_inputs:
@@ -35,8 +34,8 @@ class CheckService:
             )
         params = [f"checks[{index}].messages" for index in range(len(request.checks))]
         views = [view_of(c.messages, p, self._non_text) for c, p in zip(request.checks, params, strict=True)]
-        inputs = [self._guard.prepare(view.checked(), p) for view, p in zip(views, params, strict=True)]
-        verdicts = await self._guard.check(inputs, ENDPOINT, params)
+        inputs = [guard.prepare(view.checked(), p) for view, p in zip(views, params, strict=True)]
+        verdicts = await guard.check(inputs, ENDPOINT, params)
         decisions = self._policy.decide_all(verdicts, ENDPOINT)
         results = [
             GuardCheckResult(
@@ -53,4 +52,4 @@ class CheckService:
             )
             for d, view in zip(decisions, views, strict=True)
         ]
-        return GuardCheckResponse(id=f"gchk-{uuid.uuid4().hex}", model=model, results=results)
+        return GuardCheckResponse(id=f"gchk-{uuid.uuid4().hex}", model=guard.model, results=results)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from guard_client import GuardInput
 from guard_client.conversation import NonText
 from guard_gateway.errors import UnsupportedRequest
-from guard_gateway.guard import Guard, answer_of, view_of
+from guard_gateway.guard import Guard, Guards, answer_of, view_of
 from guard_gateway.litellm.protocol import GuardrailAction, GuardrailRequest, GuardrailResponse, InputType
 from guard_gateway.policy import Policy
 
@@ -21,12 +21,12 @@ ENDPOINT = "litellm"
 
 
 class GuardrailService:
-    def __init__(self, guard: Guard, policy: Policy, non_text: NonText) -> None:
-        self._guard = guard
+    def __init__(self, guards: Guards, policy: Policy, non_text: NonText) -> None:
+        self._guards = guards
         self._policy = policy
         self._non_text = non_text
 
-    def _inputs(self, request: GuardrailRequest) -> tuple[list[GuardInput], list[str]]:
+    def _inputs(self, request: GuardrailRequest, guard: Guard) -> tuple[list[GuardInput], list[str]]:
         if request.images and self._non_text is NonText.REFUSE:
             raise UnsupportedRequest(
                 "images: the guard reads text only; the gateway does not pass unguarded content "
@@ -38,22 +38,23 @@ class GuardrailService:
         if request.input_type is InputType.REQUEST:
             if context.messages:
                 checks = context.input_checks()
-                return [self._guard.prepare(check, param) for check in checks], [param] * len(checks)
+                return [guard.prepare(check, param) for check in checks], [param] * len(checks)
             params = [f"texts[{i}]" for i in range(len(request.texts))]
             return [
-                self._guard.prepare([{"role": "user", "content": text}], param)
+                guard.prepare([{"role": "user", "content": text}], param)
                 for text, param in zip(request.texts, params, strict=True)
             ], params
         if not request.texts and not request.tool_calls:
             return [], []
         answer = answer_of({"content": request.texts, "tool_calls": request.tool_calls}, "texts", self._non_text)
-        return [self._guard.prepare(context.with_answer(answer.messages[0]["content"]), "texts")], ["texts"]
+        return [guard.prepare(context.with_answer(answer.messages[0]["content"]), "texts")], ["texts"]
 
     async def apply(self, request: GuardrailRequest) -> GuardrailResponse:
-        inputs, params = self._inputs(request)
+        guard = self._guards.pick_if_served(request.model)
+        inputs, params = self._inputs(request, guard)
         if not inputs:
             return GuardrailResponse(action=GuardrailAction.NONE)
-        verdicts = await self._guard.check(inputs, ENDPOINT, params)
+        verdicts = await guard.check(inputs, ENDPOINT, params)
         blocked = [d for d in self._policy.decide_all(verdicts, ENDPOINT) if d.blocked]
         if blocked:
             return GuardrailResponse(action=GuardrailAction.BLOCKED, blocked_reason=blocked[0].reason())

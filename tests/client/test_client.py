@@ -530,3 +530,12 @@ def test_a_prepared_input_is_checked_as_it_is(make: MakeGuard) -> None:
     assert [v.mode for v in many] == [GuardMode.RESPONSE, GuardMode.PROMPT]
     # The same body as for the raw messages: the prepared (flattened) messages, not re-derived ones.
     assert chat_bodies(fake)[0]["messages"] == [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+
+
+def test_an_adapter_takes_its_base_models_context_limit(make: MakeGuard) -> None:
+    # vLLM lists a LoRA adapter with `parent` and no max_model_len; without the base's limit the client
+    # would send an over-long input to the server instead of chunking it.
+    fake = FakeVLLM(adapters=("acme",), max_model_len=4096)
+    with make(fake, model="acme") as guard:
+        info = guard.server_info()
+    assert (info.model, info.root, info.max_model_len) == ("acme", "/adapters/acme", 4096)

@@ -1,0 +1,70 @@
+"""The benchmark's custom-policy arms: what each asks the server for, and their comparison with the base
+model on a plain server (hand-made results, no server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.arms import ARM_SPECS, MERGED_TARGET, POLICY_ADAPTERS, POLICY_ARMS, Arm, Server
+from bench.flops import guard_model_shape
+from bench.side_by_side import annotate_flops, headline, policy_summary, write_results
+from bench.side_by_side_report import bench_markdown
+from tests.bench.test_bench_report import LIMIT, cli, result, run
+
+
+def policy_result() -> dict[str, Any]:
+    data = result()
+    data["arms"] += [
+        {"arm": Arm.LORA_BASE, "runs": [run("prompt", 16, 1.8)], "peak_rss_gib": 7.5},
+        {"arm": Arm.LORA_ADAPTER, "runs": [run("prompt", 16, 0.3)], "peak_rss_gib": 7.5},
+        {"arm": Arm.LORA_MIXED, "runs": [run("prompt", 16, 0.5)], "peak_rss_gib": 7.5},
+        {"arm": Arm.MERGED, "runs": [run("prompt", 16, 1.96), run("response", 16, 0.9)], "peak_rss_gib": 7.0},
+    ]
+    data["model_shape"] = guard_model_shape().__dict__
+    data["machine_limit"] = LIMIT
+    annotate_flops(data)
+    data["headline"] = headline(data)
+    data["custom_policies"] = policy_summary(data)
+    return data
+
+
+def test_the_policy_arms_ask_for_the_base_one_adapter_and_all_three_in_turn() -> None:
+    assert ARM_SPECS[Arm.LORA_BASE].models == () and ARM_SPECS[Arm.MERGED].models == ()
+    assert ARM_SPECS[Arm.LORA_ADAPTER].models == POLICY_ADAPTERS[:1]
+    assert ARM_SPECS[Arm.LORA_MIXED].models == ("qwen3guard", *POLICY_ADAPTERS)
+    assert {ARM_SPECS[arm].server for arm in POLICY_ARMS} == {Server.LORA, Server.MERGED}
+    config = cli("--arms", "tuned", "lora-mixed", "merged")
+    assert config.arms == (Arm.TUNED, Arm.LORA_MIXED, Arm.MERGED)
+
+
+def test_each_policy_arm_is_set_against_the_plain_base_with_its_fraction_of_the_limit() -> None:
+    summary = policy_summary(policy_result())
+    prompt = summary["prompt"]
+    assert prompt["plain_base_checks_per_s"] == 2.0
+    assert {arm: row["x_plain_base"] for arm, row in prompt["arms"].items()} == {
+        "lora-base": 0.9,
+        "lora-adapter": 0.15,
+        "lora-mixed": 0.25,
+        "merged": 0.98,
+    }
+    assert prompt["arms"]["merged"]["fraction_of_limit"] > prompt["arms"]["lora-adapter"]["fraction_of_limit"] > 0
+    assert prompt["merged_target"] == {"x_plain_base": 0.98, "target": MERGED_TARGET, "met": True}
+    # Response moderation: the merged adapter at 0.9 of the plain base misses the target.
+    assert summary["response"]["merged_target"]["met"] is False
+
+
+def test_the_report_has_a_custom_policy_section(tmp_path: Path) -> None:
+    data = policy_result()
+    text = bench_markdown(data)
+    assert "## Custom policies" in text
+    assert "| prompt | LoRA server: one adapter | 16 | 0.30 | 0.15× |" in text
+    assert "prompt 0.98× (met); response 0.90× (missed)" in text
+    write_results(data, tmp_path)
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_no_policy_arms_no_section() -> None:
+    data = result()
+    assert policy_summary(data) == {}
+    assert "## Custom policies" not in bench_markdown(data)
