@@ -93,6 +93,7 @@ from guard_client._runner import (
     WorkItem,
 )
 from guard_client._screen_cli import screen_command
+from guard_client._screen_input import RowProblem, ScreenInput, ScreenInputError, read_input
 from guard_client._stats import percentile
 from guard_client._template import chat_template_jinja
 from guard_client._verdict import FailurePolicy, Scores, Verdict, parse_verdict
@@ -151,12 +152,15 @@ __all__ = [
     "ResultsBusyError",
     "ResultsLog",
     "ResumableRun",
+    "RowProblem",
     "RunManifest",
     "RunMismatchError",
     "RunSetupError",
     "RunStats",
     "Safety",
     "Scores",
+    "ScreenInput",
+    "ScreenInputError",
     "ServerInfo",
     "SeverityExplanation",
     "Span",
@@ -180,6 +184,7 @@ __all__ = [
     "percentile",
     "policy_name",
     "prepare_input",
+    "read_input",
     "render_explanation",
     "render_guard_prompt",
     "screen_command",

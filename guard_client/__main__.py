@@ -193,12 +193,30 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--strictness", choices=[s.value for s in Strictness], default=Strictness.STRICT.value)
     parse.set_defaults(run=_parse)
     register_screen(sub)
+    sub.add_parser(
+        "tune",
+        help="fine-tune a LoRA adapter for a policy from labelled rows (guard tune --help; needs the tune extra)",
+        add_help=False,
+    )
     return parser
 
 
+def _tune(argv: list[str], err: TextIO) -> int:
+    """`guard tune` lives in the guard_tune application (torch, transformers, peft): imported only when asked."""
+    try:
+        from guard_tune.__main__ import main as tune_main
+    except ImportError as exc:
+        print(f"error: guard tune needs the tune extra: pip install 'qwen3guard-serving[tune,cpu]' ({exc})", file=err)
+        return 2
+    return tune_main(argv)
+
+
 def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
     out, err = out or sys.stdout, err or sys.stderr
+    if argv[:1] == ["tune"]:
+        return _tune(argv[1:], err)
+    args = build_parser().parse_args(argv)
     try:
         return int(args.run(args, out, err))
     except GuardInputError as exc:
