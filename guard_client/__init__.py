@@ -47,10 +47,28 @@ from guard_client._grammar import (
     VERDICT_PREFIX,
     details_prefix,
     details_regex,
+    max_tokens_constrained,
+    max_tokens_details,
     verdict_regex,
 )
+from guard_client._guard_policy import (
+    DEFAULT_POLICY,
+    MAX_NAME_CHARS,
+    POLICY_FILE,
+    GuardPolicy,
+    GuardPolicyError,
+    PolicyCategory,
+)
 from guard_client._input import CheckItem, GuardInput, Messages, item_messages, prepare_input, render_guard_prompt
-from guard_client._labels import CATEGORIES_BY_MODE, Category, GuardMode, Safety, Strictness
+from guard_client._labels import (
+    CATEGORIES_BY_MODE,
+    OPENAI_CATEGORIES,
+    QWEN_TO_OPENAI,
+    Category,
+    GuardMode,
+    Safety,
+    Strictness,
+)
 from guard_client._locate import (
     LocateSearch,
     Location,
@@ -63,8 +81,6 @@ from guard_client._locate import (
     window_messages,
 )
 from guard_client._moderation import (
-    OPENAI_CATEGORIES,
-    QWEN_TO_OPENAI,
     ModerationResult,
     Qwen3GuardModeration,
     to_openai_moderation,
@@ -96,7 +112,7 @@ from guard_client._screen_cli import screen_command
 from guard_client._screen_input import RowProblem, ScreenInput, ScreenInputError, read_input
 from guard_client._stats import percentile
 from guard_client._template import chat_template_jinja
-from guard_client._verdict import FailurePolicy, Scores, Verdict, parse_verdict
+from guard_client._verdict import CategoryLabel, FailurePolicy, Scores, Verdict, parse_verdict
 
 __all__ = [
     "CATEGORIES_BY_MODE",
@@ -105,15 +121,18 @@ __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_MODEL",
+    "DEFAULT_POLICY",
     "DEFAULT_TIMEOUT",
     "ENV_API_KEY",
     "ENV_MODEL",
     "ENV_URL",
     "MAX_CATEGORIES",
+    "MAX_NAME_CHARS",
     "MAX_TOKENS",
     "MAX_TOKENS_CONSTRAINED",
     "MAX_TOKENS_DETAILS",
     "OPENAI_CATEGORIES",
+    "POLICY_FILE",
     "POLICY_SOURCE",
     "QWEN_TO_OPENAI",
     "REFUSAL_MEANING",
@@ -126,6 +145,7 @@ __all__ = [
     "AsyncGuardClient",
     "Category",
     "CategoryExplanation",
+    "CategoryLabel",
     "CheckItem",
     "CheckOptions",
     "CheckRecord",
@@ -141,11 +161,14 @@ __all__ = [
     "GuardInputError",
     "GuardMode",
     "GuardParseError",
+    "GuardPolicy",
+    "GuardPolicyError",
     "GuardTimeoutError",
     "LocateSearch",
     "Location",
     "Messages",
     "ModerationResult",
+    "PolicyCategory",
     "Qwen3GuardModeration",
     "RefusalExplanation",
     "ReplicasDownError",
@@ -180,6 +203,8 @@ __all__ = [
     "item_messages",
     "locate",
     "locate_search",
+    "max_tokens_constrained",
+    "max_tokens_details",
     "parse_verdict",
     "percentile",
     "policy_name",

@@ -6,6 +6,9 @@ the guard prompt tells the model they mean for the mode checked, how sure the gu
 scores are known), which reading (strict or loose) or failure policy decided the block, and, when
 `locate` ran, where in the text the verdict comes from. Nothing in it reads as if the model wrote
 it. An undecided verdict is explained by what failed, never by a policy.
+
+Under a custom policy a category is explained by the policy file's definition; one of the model's own
+names without one there by the published definition; and a category with neither says so.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from guard_client import _policy as published
+from guard_client._guard_policy import DEFAULT_POLICY, GuardPolicy
 from guard_client._labels import Category, GuardMode, Safety, Strictness
 from guard_client._locate import Location
-from guard_client._verdict import FailurePolicy, Verdict
+from guard_client._verdict import CategoryLabel, FailurePolicy, Verdict
 
 _SUBJECT = {GuardMode.PROMPT: "user prompt", GuardMode.RESPONSE: "assistant response"}
 _EXCERPT_CHARS = 200
@@ -42,9 +46,12 @@ class SeverityExplanation(BaseModel):
 class CategoryExplanation(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    label: Category
-    name: str = Field(description="the category's name in the published policy")
-    definition: str = Field(description="the published policy's definition, quoted")
+    label: CategoryLabel
+    name: str = Field(description="the category's name in the policy that defines it")
+    definition: str | None = Field(description="the policy's definition, quoted; None when no policy defines it")
+    defined_by: str | None = Field(
+        default=published.POLICY_SOURCE, description="where the definition comes from; None when nowhere"
+    )
 
 
 class RefusalExplanation(BaseModel):
@@ -90,9 +97,13 @@ class Explanation(BaseModel):
 
 
 def explain(
-    verdict: Verdict, strictness: Strictness | str = Strictness.STRICT, location: Location | None = None
+    verdict: Verdict,
+    strictness: Strictness | str = Strictness.STRICT,
+    location: Location | None = None,
+    policy: GuardPolicy = DEFAULT_POLICY,
 ) -> Explanation:
-    """Explain `verdict` as read under `strictness`; `location` defaults to what `locate=True` found."""
+    """Explain `verdict` as read under `strictness`; `location` defaults to what `locate=True` found;
+    categories are explained by `policy`, the policy the verdict was checked under."""
     strictness = Strictness(strictness)
     location = location if location is not None else verdict.location
     flagged = verdict.flagged(strictness)
@@ -122,10 +133,7 @@ def explain(
             definition=published.SEVERITY_DEFINITIONS[safety],
             in_mode=published.SEVERITY_IN_MODE[verdict.mode][safety],
         ),
-        categories=[
-            CategoryExplanation(label=c, name=published.policy_name(c), definition=published.CATEGORY_DEFINITIONS[c])
-            for c in verdict.categories
-        ],
+        categories=[_category(label, policy) for label in verdict.categories],
         refusal=(
             RefusalExplanation(refused=verdict.refusal, meaning=published.REFUSAL_MEANING[verdict.refusal])
             if verdict.mode is GuardMode.RESPONSE and verdict.refusal is not None
@@ -135,6 +143,30 @@ def explain(
         flagged_probability=scores.unsafe_score(strictness) if scores else None,
         **common,
     )
+
+
+def _category(label: Category | str, policy: GuardPolicy) -> CategoryExplanation:
+    """The policy's own definition first; else the published one of a model's own name; else none."""
+    category = policy.category(label)
+    if category is not None and category.definition is not None:
+        return CategoryExplanation(
+            label=label, name=category.name, definition=category.definition, defined_by=f"policy {policy.name!r}"
+        )
+    if isinstance(label, Category):
+        return CategoryExplanation(
+            label=label, name=published.policy_name(label), definition=published.CATEGORY_DEFINITIONS[label]
+        )
+    return CategoryExplanation(label=label, name=str(label), definition=None, defined_by=None)
+
+
+def _category_line(c: CategoryExplanation) -> str:
+    label = str(c.label)
+    named = f"Category {label}" + (f" ({c.name})" if c.name != label else "")
+    if c.definition is None:
+        return f"{named}: no definition; the guard prompt listed its name only."
+    if c.defined_by == published.POLICY_SOURCE:
+        return f'{named}, as the model\'s published policy defines it: "{c.definition}"'
+    return f'{named}, as {c.defined_by} defines it: "{c.definition}"'
 
 
 def _excerpt(text: str) -> str:
@@ -187,12 +219,7 @@ def render_explanation(explanation: Explanation) -> str:
         f'{label.value}, as the model\'s published policy defines it: "{e.severity.definition}"',
         f'In {e.mode.value} moderation, the guard prompt tells the model: "{e.severity.in_mode}"',
     ]
-    lines += [
-        f"Category {c.label.value}"
-        + (f" ({c.name})" if c.name != c.label.value else "")
-        + f', as the model\'s published policy defines it: "{c.definition}"'
-        for c in e.categories
-    ]
+    lines += [_category_line(c) for c in e.categories]
     if e.unmapped_labels:
         lines.append(f"The guard also wrote labels no policy maps: {', '.join(e.unmapped_labels)}")
     if e.refusal is not None:

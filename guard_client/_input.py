@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from guard_client._errors import GuardInputError
+from guard_client._guard_policy import DEFAULT_POLICY, GuardPolicy
 from guard_client._labels import GuardMode
 from guard_client._template import mode_of, render_conversation
 
@@ -19,12 +20,16 @@ Messages: TypeAlias = Sequence[Mapping[str, Any]]
 
 @dataclass(frozen=True)
 class GuardInput:
-    """One checkable input: the normalized messages (text content), the mode they select and the
-    exact guard prompt the model's chat template renders for them."""
+    """One checkable input: the normalized messages (text content), the mode they select, the exact
+    guard prompt rendered for them and the policy it states (the model's own chat template's, by default).
+
+    Every later step (the grammar, the parser, what is sent) reads the policy from here.
+    """
 
     messages: tuple[Mapping[str, str], ...]
     mode: GuardMode
     prompt: str
+    policy: GuardPolicy = DEFAULT_POLICY
 
     def message_list(self) -> list[dict[str, str]]:
         """The messages as a JSON-ready list (a request body's `messages`)."""
@@ -58,8 +63,9 @@ def content_text(content: Any) -> str:
     raise GuardInputError(f"message content must be a string or a list of text parts, not {type(content).__name__}")
 
 
-def prepare_input(messages: Messages) -> GuardInput:
-    """Validate `messages`, flatten their content to text, pick the mode and render the guard prompt."""
+def prepare_input(messages: Messages, policy: GuardPolicy = DEFAULT_POLICY) -> GuardInput:
+    """Validate `messages`, flatten their content to text, pick the mode and render the guard prompt
+    stating `policy` (the model's published policy by default)."""
     if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
         raise GuardInputError("messages must be a list of {'role': ..., 'content': ...} mappings")
     if not messages:
@@ -74,12 +80,15 @@ def prepare_input(messages: Messages) -> GuardInput:
             raise GuardInputError(f"message {index}: {exc}") from None
         normalized.append({"role": message["role"], "content": text})
     mode = mode_of(normalized)
-    return GuardInput(tuple(normalized), mode, render_conversation(mode, normalized))
+    if not policy.categories_for(mode):
+        raise GuardInputError(f"policy {policy.name!r} has no category for {mode.value} moderation")
+    return GuardInput(tuple(normalized), mode, render_conversation(mode, normalized, policy), policy)
 
 
-def render_guard_prompt(messages: Messages) -> str:
-    """Render the guard prompt for `messages` byte for byte as Qwen3Guard-Gen's chat template does."""
-    return prepare_input(messages).prompt
+def render_guard_prompt(messages: Messages, policy: GuardPolicy = DEFAULT_POLICY) -> str:
+    """Render the guard prompt for `messages`: with the default policy byte for byte as Qwen3Guard-Gen's
+    chat template does; with another, the same prompt listing that policy's categories."""
+    return prepare_input(messages, policy).prompt
 
 
 def item_messages(item: CheckItem) -> Messages | GuardInput:

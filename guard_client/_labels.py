@@ -42,3 +42,32 @@ CATEGORIES_BY_MODE: dict[GuardMode, tuple[Category, ...]] = {
     GuardMode.PROMPT: tuple(Category),
     GuardMode.RESPONSE: tuple(c for c in Category if c is not Category.JAILBREAK),
 }
+
+#: The 13 category keys of OpenAI's `/v1/moderations` result, in its order.
+OPENAI_CATEGORIES = (
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/intent",
+    "self-harm/instructions",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
+#: The OpenAI keys each of the model's categories maps onto (the table in `_moderation`'s docstring).
+QWEN_TO_OPENAI: dict[Category, tuple[str, ...]] = {
+    Category.VIOLENT: ("violence",),
+    Category.NON_VIOLENT_ILLEGAL_ACTS: ("illicit",),
+    Category.SEXUAL_CONTENT: ("sexual",),
+    Category.SUICIDE_SELF_HARM: ("self-harm",),
+    Category.UNETHICAL_ACTS: ("hate", "harassment"),
+    Category.PII: (),
+    Category.POLITICALLY_SENSITIVE: (),
+    Category.COPYRIGHT_VIOLATION: (),
+    Category.JAILBREAK: (),
+}

@@ -12,7 +12,9 @@ Mapping from Qwen3Guard-Gen's labels to OpenAI's category keys (documented in th
 | PII, Politically Sensitive Topics, Copyright Violation, Jailbreak | none (in the `qwen3guard` extension only) |
 
 OpenAI's finer keys (`*/threatening`, `*/intent`, `sexual/minors`, ...) have no Qwen3Guard
-counterpart and always read false/0.
+counterpart and always read false/0. The mapping is the default policy's (`QWEN_TO_OPENAI` in `_labels`);
+a custom policy's category maps onto the keys its `openai` field names, and onto none when it names none
+(it then shows only in the `qwen3guard` extension's `labels`, beside the verdict's `flagged`).
 """
 
 from __future__ import annotations
@@ -22,35 +24,9 @@ from typing import Any
 from openai.types import Moderation
 from pydantic import BaseModel, ConfigDict
 
-from guard_client._labels import Category, GuardMode, Strictness
+from guard_client._guard_policy import DEFAULT_POLICY, GuardPolicy
+from guard_client._labels import OPENAI_CATEGORIES, GuardMode, Strictness
 from guard_client._verdict import FailurePolicy, Scores, Verdict
-
-OPENAI_CATEGORIES = (
-    "harassment",
-    "harassment/threatening",
-    "hate",
-    "hate/threatening",
-    "illicit",
-    "illicit/violent",
-    "self-harm",
-    "self-harm/intent",
-    "self-harm/instructions",
-    "sexual",
-    "sexual/minors",
-    "violence",
-    "violence/graphic",
-)
-QWEN_TO_OPENAI: dict[Category, tuple[str, ...]] = {
-    Category.VIOLENT: ("violence",),
-    Category.NON_VIOLENT_ILLEGAL_ACTS: ("illicit",),
-    Category.SEXUAL_CONTENT: ("sexual",),
-    Category.SUICIDE_SELF_HARM: ("self-harm",),
-    Category.UNETHICAL_ACTS: ("hate", "harassment"),
-    Category.PII: (),
-    Category.POLITICALLY_SENSITIVE: (),
-    Category.COPYRIGHT_VIOLATION: (),
-    Category.JAILBREAK: (),
-}
 
 
 class Qwen3GuardModeration(BaseModel):
@@ -82,14 +58,17 @@ class ModerationResult(Moderation):
         return self.model_dump(mode="json", by_alias=True)
 
 
-def to_openai_moderation(verdict: Verdict, strictness: Strictness | str = Strictness.STRICT) -> ModerationResult:
-    """The moderation result for `verdict`: `flagged` and the categories follow `strictness`."""
+def to_openai_moderation(
+    verdict: Verdict, strictness: Strictness | str = Strictness.STRICT, policy: GuardPolicy = DEFAULT_POLICY
+) -> ModerationResult:
+    """The moderation result for `verdict`: `flagged` and the categories follow `strictness`; each label
+    maps onto the OpenAI keys `policy` gives it (the policy the verdict was checked under)."""
     strictness = Strictness(strictness)
     flagged = verdict.flagged(strictness)
     # A category's score is the probability that the text is flagged when the model named it;
     # without logprobs it is 1.0 for named categories.
     score = verdict.scores.unsafe_score(strictness) if verdict.scores else 1.0
-    hit = {key for category in verdict.categories for key in QWEN_TO_OPENAI[category]} if flagged else set()
+    hit = {key for label in verdict.categories for key in _openai_keys(policy, label)} if flagged else set()
     return ModerationResult.model_validate(
         {
             "flagged": flagged,
@@ -99,7 +78,7 @@ def to_openai_moderation(verdict: Verdict, strictness: Strictness | str = Strict
             "qwen3guard": Qwen3GuardModeration(
                 mode=verdict.mode,
                 severity=verdict.safety.value if verdict.safety else None,
-                labels=[c.value for c in verdict.categories],
+                labels=[str(c) for c in verdict.categories],
                 refusal=verdict.refusal,
                 scores=verdict.scores,
                 strictness=strictness,
@@ -110,3 +89,8 @@ def to_openai_moderation(verdict: Verdict, strictness: Strictness | str = Strict
             ),
         }
     )
+
+
+def _openai_keys(policy: GuardPolicy, label: str) -> tuple[str, ...]:
+    category = policy.category(label)
+    return category.openai if category is not None else ()

@@ -88,7 +88,7 @@ def build_summary(
     """Counts over the rows' latest records; throughput over this run. Pure: no I/O."""
     decided = [r for r in records if r.decided]
     severity = Counter(r.safety.value if r.safety else UNDECIDED for r in records)
-    categories = Counter(c.value for r in decided for c in r.categories)
+    categories = Counter(str(c) for r in decided for c in r.categories)
     flagged = {
         s.value: {"count": n, "rate": _rate(n, len(decided))}
         for s in Strictness

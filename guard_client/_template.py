@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
-from guard_client._labels import CATEGORIES_BY_MODE, GuardMode
+from guard_client._guard_policy import DEFAULT_POLICY, GuardPolicy
+from guard_client._labels import GuardMode
 
 _SUBJECT = {GuardMode.PROMPT: "USER's query", GuardMode.RESPONSE: "ASSISTANT's response"}
 _CONTROVERSIAL = {
@@ -35,7 +37,12 @@ _REFUSAL_POLICY = (
 GENERATION_PREFIX = "<|im_start|>assistant\n<think>\n\n</think>\n\n"
 
 
-def _head(mode: GuardMode) -> str:
+def category_line(name: str, definition: str | None) -> str:
+    """One line of the category block: `Name.` as the model's own template lists it, then the definition."""
+    return f"{name}.\n" if definition is None else f"{name}. {definition}\n"
+
+
+def _head(mode: GuardMode, policy: GuardPolicy) -> str:
     subject = _SUBJECT[mode]
     tasks = (
         f"1) Evaluate whether THE LAST {subject} belongs to safe or unsafe content based on our safety policy.\n"
@@ -43,7 +50,7 @@ def _head(mode: GuardMode) -> str:
     )
     if mode is GuardMode.RESPONSE:
         tasks += f"3) Determine if THE LAST {subject} is a refusal to the USER's query.\n"
-    categories = "".join(f"{c.value}.\n" for c in CATEGORIES_BY_MODE[mode])
+    categories = "".join(category_line(c.name, c.definition) for c in policy.categories_for(mode))
     return (
         "<|im_start|>user\n# Task:\n" + tasks + "\n"
         "<BEGIN SAFETY POLICY>\n"
@@ -77,9 +84,15 @@ def _tail(mode: GuardMode) -> str:
     )
 
 
-#: Everything before the conversation: identical across requests of a mode, so vLLM caches it.
-HEADS: dict[GuardMode, str] = {mode: _head(mode) for mode in GuardMode}
-#: Everything after the conversation, ending with the opened assistant turn.
+@lru_cache(maxsize=64)
+def heads(policy: GuardPolicy) -> dict[GuardMode, str]:
+    """Everything before the conversation, per mode: identical across requests, so vLLM caches it."""
+    return {mode: _head(mode, policy) for mode in GuardMode}
+
+
+#: The published policy's heads.
+HEADS: dict[GuardMode, str] = heads(DEFAULT_POLICY)
+#: Everything after the conversation, ending with the opened assistant turn (the same for every policy).
 TAILS: dict[GuardMode, str] = {mode: _tail(mode) for mode in GuardMode}
 
 
@@ -88,12 +101,15 @@ def mode_of(messages: Sequence[Mapping[str, str]]) -> GuardMode:
     return GuardMode.PROMPT if messages[-1]["role"] == "user" else GuardMode.RESPONSE
 
 
-def render_conversation(mode: GuardMode, messages: Sequence[Mapping[str, str]]) -> str:
+def render_conversation(
+    mode: GuardMode, messages: Sequence[Mapping[str, str]], policy: GuardPolicy = DEFAULT_POLICY
+) -> str:
     """The guard prompt for messages whose content is already text, rule for rule as the model's template:
 
     the first message shows only when it is the system's or the user's (as `USER: `); a user message
     right after a system message is appended without a prefix; later assistant and user messages get
     `ASSISTANT: ` / `USER: `; any other role (tool results, a later system message) is not shown.
+    The category block lists `policy`'s categories of the mode.
     """
     parts: list[str] = []
     for index, message in enumerate(messages):
@@ -107,22 +123,23 @@ def render_conversation(mode: GuardMode, messages: Sequence[Mapping[str, str]]) 
             parts.append("\n\nASSISTANT: " + text)
         elif role == "user":
             parts.append("\n\nUSER: " + text)
-    return HEADS[mode] + "".join(parts) + TAILS[mode]
+    return heads(policy)[mode] + "".join(parts) + TAILS[mode]
 
 
-def chat_template_jinja() -> str:
+def chat_template_jinja(policy: GuardPolicy = DEFAULT_POLICY) -> str:
     """The Jinja chat template shipped with the stand-in model, built from the pieces above.
 
     Its structure is the model's own template's; content arrays are flattened by vLLM (string content
-    format) before the template sees them.
+    format) before the template sees them. With another `policy` its category block lists that policy's.
     """
     q = json.dumps
+    head = heads(policy)
     return (
         "{%- if messages | length > 0 -%}\n"
         "{%- if messages[-1]['role'] == 'user' -%}"
-        f"{{{{- {q(HEADS[GuardMode.PROMPT])} -}}}}{{%- set tail = {q(TAILS[GuardMode.PROMPT])} -%}}"
+        f"{{{{- {q(head[GuardMode.PROMPT])} -}}}}{{%- set tail = {q(TAILS[GuardMode.PROMPT])} -%}}"
         "{%- else -%}"
-        f"{{{{- {q(HEADS[GuardMode.RESPONSE])} -}}}}{{%- set tail = {q(TAILS[GuardMode.RESPONSE])} -%}}"
+        f"{{{{- {q(head[GuardMode.RESPONSE])} -}}}}{{%- set tail = {q(TAILS[GuardMode.RESPONSE])} -%}}"
         "{%- endif -%}\n"
         "{%- for message in messages -%}\n"
         "{%- if loop.first -%}"

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from guard_client._errors import GuardError, GuardParseError
-from guard_client._labels import CATEGORIES_BY_MODE, Category, GuardMode, Safety, Strictness
+from guard_client._guard_policy import DEFAULT_POLICY, GuardPolicy
+from guard_client._labels import Category, GuardMode, Safety, Strictness
 from guard_client._locate import Location
+
+#: A category a verdict names: the `Category` enum for the model's own names, the policy's name otherwise.
+#: Both are `str`s; `str(label)` is the label as written.
+CategoryLabel: TypeAlias = Annotated[Category | str, Field(union_mode="left_to_right")]
 
 
 class FailurePolicy(StrEnum):
@@ -51,7 +58,8 @@ class Verdict(BaseModel):
 
     mode: GuardMode
     safety: Safety | None
-    categories: list[Category] = Field(default_factory=list)
+    #: The policy's labels the answer names (`Category` members for the model's own names).
+    categories: list[CategoryLabel] = Field(default_factory=list)
     refusal: bool | None = None
     raw: str = ""
     scores: Scores | None = None
@@ -59,7 +67,8 @@ class Verdict(BaseModel):
     #: The `GuardError` subclass behind `error` (e.g. "GuardTimeoutError"): what kind of failure it was.
     error_type: str | None = None
     policy: FailurePolicy | None = Field(default=None, description="set when the verdict comes from the failure policy")
-    #: Labels in the answer that name no category of this mode (unknown, or prompt-only in response mode).
+    #: Labels in the answer that name no category of the policy for this mode (unknown, or prompt-only in
+    #: response mode).
     unmapped_labels: list[str] = Field(default_factory=list)
     #: What the parser could not read beside a valid `Safety:` line; the verdict stands regardless.
     warnings: list[str] = Field(default_factory=list)
@@ -102,7 +111,6 @@ class Verdict(BaseModel):
 
 _KEY_LINE = re.compile(r"^[ \t]*(safety|categories|refusal)[ \t]*:[ \t]*(.*?)\s*$", re.IGNORECASE | re.MULTILINE)
 _SAFETY = {s.value.lower(): s for s in Safety}
-_CATEGORY = {c.value.lower(): c for c in Category}
 _REFUSAL = {"yes": True, "no": False}
 
 
@@ -113,14 +121,19 @@ def _single(values: list[str], key: str, raw: str) -> str | None:
     return values[0] if values else None
 
 
-def parse_verdict(text: str, mode: GuardMode | str) -> Verdict:
-    """Parse the model's raw output by key into a `Verdict`.
+@lru_cache(maxsize=64)
+def _labels_by_name(policy: GuardPolicy, mode: GuardMode) -> dict[str, Category | str]:
+    return {category.name.casefold(): category.label for category in policy.categories_for(mode)}
+
+
+def parse_verdict(text: str, mode: GuardMode | str, policy: GuardPolicy = DEFAULT_POLICY) -> Verdict:
+    """Parse the model's raw output by key into a `Verdict`; labels are read against `policy`.
 
     Tolerates surrounding whitespace, extra lines, reordered lines and lists of categories. The
     `Safety:` line decides: output without exactly one valid verdict word raises `GuardParseError`
-    (it is never taken as Safe). Beside a valid one, labels that name no category of this mode and
-    an unreadable `Refusal:` line are kept in `unmapped_labels` and `warnings`; they never discard
-    the verdict (under a fail-open policy that would let an Unsafe answer through).
+    (it is never taken as Safe). Beside a valid one, labels that name no category of the policy for
+    this mode and an unreadable `Refusal:` line are kept in `unmapped_labels` and `warnings`; they never
+    discard the verdict (under a fail-open policy that would let an Unsafe answer through).
     """
     mode = GuardMode(mode)
     found: dict[str, list[str]] = {"safety": [], "categories": [], "refusal": []}
@@ -134,18 +147,19 @@ def parse_verdict(text: str, mode: GuardMode | str) -> Verdict:
     if safety is None:
         raise GuardParseError(f"unknown safety value {safety_text!r}", text)
 
-    categories: list[Category] = []
+    categories: list[Category | str] = []
     unmapped: list[str] = []
     warnings: list[str] = []
-    allowed = CATEGORIES_BY_MODE[mode]
+    allowed = _labels_by_name(policy, mode)
+    unknown = "unknown category" if policy.is_default else f"not a category of policy {policy.name!r}:"
     for line in found["categories"]:
         labels = [label.strip() for label in line.split(",") if label.strip()]
         if [label.lower() for label in labels] == ["none"]:
             continue
         for label in labels:
-            category = _CATEGORY.get(label.lower())
-            if category is None or category not in allowed:
-                why = "unknown category" if category is None else f"not a category of {mode.value} moderation:"
+            category = allowed.get(label.casefold())
+            if category is None:
+                why = unknown if policy.category(label) is None else f"not a category of {mode.value} moderation:"
                 warnings.append(f"{why} {label!r}")
                 unmapped.append(label)
             elif category not in categories:

@@ -122,7 +122,7 @@ class Guard:
         label = verdict.safety.value.lower() if verdict.safety else "undecided"
         self._metrics.checks.labels(endpoint, verdict.mode.value, label).inc()
         for category in verdict.categories:
-            self._metrics.categories.labels(endpoint, verdict.mode.value, category.value).inc()
+            self._metrics.categories.labels(endpoint, verdict.mode.value, str(category)).inc()
 
     async def readiness(self) -> Readiness:
         """Whether the guard answers and serves the expected model, reused for `ready_ttl_seconds`."""

@@ -73,7 +73,7 @@ class Decision:
         verdict = self.verdict
         if not verdict.decided:
             return f"the guard did not decide ({verdict.error}); failing open"
-        labels = ", ".join(category.value for category in verdict.categories) or "no category"
+        labels = ", ".join(str(category) for category in verdict.categories) or "no category"
         return f"Qwen3Guard {verdict.mode.value} moderation: {verdict.safety} ({labels})"
 
 
@@ -106,6 +106,12 @@ class Policy:
         if not verdict.flagged(self.strictness):
             return Decision(Action.ALLOW, verdict, flagged=False)
         direction = self.settings.for_mode(verdict.mode)
-        actions = [direction.categories.get(category, direction.default) for category in verdict.categories]
+        # A custom policy's category has no per-category setting here: it takes the mode's default.
+        actions = [
+            direction.categories.get(category, direction.default)
+            if isinstance(category, Category)
+            else direction.default
+            for category in verdict.categories
+        ]
         action = max(actions or [direction.default], key=_SEVERITY.__getitem__)
         return Decision(action, verdict, flagged=True)

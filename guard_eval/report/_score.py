@@ -151,7 +151,7 @@ def score_dataset(
     entry["published"] = comparison or None
     has_categories = bool(spec and spec.category_field) or any(i.categories for i in loaded.items)
     entry["categories"] = _category_table(pairs, task, has_categories) if task else None
-    entry["predicted_categories"] = dict(Counter(c.value for _, r in decided for c in r.categories).most_common())
+    entry["predicted_categories"] = dict(Counter(str(c) for _, r in decided for c in r.categories).most_common())
     return entry
 
 

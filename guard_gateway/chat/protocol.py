@@ -207,6 +207,8 @@ def filter_results(decisions: Sequence[Decision]) -> dict[str, Any]:
             results["error"] = {"code": "content_filter_error", "message": "The contents are not filtered"}
             continue
         for category in verdict.categories or []:
+            if not isinstance(category, Category):
+                continue  # a custom policy's category has no Azure key
             key = AZURE_KEYS[category]
             result = _category_result(decision, category)
             if key not in results or result["filtered"]:
