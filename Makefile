@@ -11,10 +11,13 @@ STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PROFILE ?=
 MODEL   ?=
 PORT    ?=
+# ADAPTERS=NAME=DIR[,NAME=DIR]: PEFT adapters served beside the model (vLLM multi-LoRA), each with its policy.
+ADAPTERS ?=
 # GATEWAY=0 serves the guard alone; GATEWAY_PORT moves the gateway off 8080.
 GATEWAY ?= 1
 GATEWAY_PORT ?=
 SERVE_FLAGS = $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) $(if $(PORT),--port $(PORT)) \
+	$(if $(ADAPTERS),--adapter $(ADAPTERS)) \
 	$(if $(filter 0,$(GATEWAY)),--no-gateway) $(if $(GATEWAY_PORT),--gateway-port $(GATEWAY_PORT))
 
 .PHONY: install serve test lint unit e2e standin bench-serve bench bench-client bench-screen bench-gateway bench-gateway-chat loadtest eval reliability clean

@@ -1,6 +1,6 @@
 """`python -m deploy`: serve the guard, build the stand-in, print a profile's command.
 
-python -m deploy serve [--profile cpu|gpu|gpu-sidecar] [--model M] [--port P]
+python -m deploy serve [--profile cpu|gpu|gpu-sidecar] [--model M] [--port P] [--adapter NAME=DIR ...]
 python -m deploy standin --variant full|tiny
 python -m deploy command --profile gpu
 """
@@ -16,9 +16,18 @@ import sys
 import time
 from types import FrameType
 
-from deploy.launcher import GATEWAY_PORT, STANDIN_BANNER, GatewayServer, GuardServer, LaunchError, default_profile_name
+from deploy.adapters import AdapterError
+from deploy.launcher import (
+    GATEWAY_PORT,
+    STANDIN_BANNER,
+    GatewayServer,
+    GuardServer,
+    LaunchError,
+    default_profile_name,
+    write_gateway_config,
+)
 from deploy.profiles import ProfileError, available_profiles, load_profile
-from guard_client import chat_request, prepare_input
+from guard_client import POLICY_FILE, chat_request, prepare_input
 
 #: What stops `serve`: Ctrl-C, and SIGTERM (docker, systemd, kill).
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -36,6 +45,7 @@ def _serve(args: argparse.Namespace) -> int:
         extra_args=args.extra,
         startup_timeout=args.startup_timeout,
         echo=sys.stderr if args.verbose else None,
+        adapter_specs=[spec for group in args.adapter for spec in group.split(",") if spec],
     )
 
     def interrupted(signum: int, frame: FrameType | None) -> None:
@@ -61,15 +71,23 @@ def _serve(args: argparse.Namespace) -> int:
             f"\nQwen3Guard is serving at {server.url} (ready in {server.startup_seconds:.0f} s)\n"
             f"  model:    {server.model_path} (served as {profile.served_model_name!r})\n"
             f"  profile:  {profile.name}; log: {server.log_path}\n"
-            f"  try:      curl -s {server.url}/v1/chat/completions -H 'Content-Type: application/json'"
+            + "".join(
+                f"  adapter:  {a.name} (rank {a.rank}, {a.path}, with its {POLICY_FILE})\n" for a in server.adapters
+            )
+            + f"  try:      curl -s {server.url}/v1/chat/completions -H 'Content-Type: application/json'"
             f"{auth} -d {shlex.quote(body)}\n"
             f"  or:       .venv/bin/guard check --url {server.url}{' --constrain' if constrain else ''} "
             f"{shlex.quote(EXAMPLE[0]['content'])}\n" + ("" if args.gateway else "Ctrl-C stops it."),
             flush=True,
         )
         if args.gateway:
+            models = server.gateway_models()
             gateway = GatewayServer(
-                server.url, port=args.gateway_port, host=args.host or "0.0.0.0", standin=server.is_standin
+                server.url,
+                port=args.gateway_port,
+                host=args.host or "0.0.0.0",
+                standin=server.is_standin,
+                config=str(write_gateway_config(models, args.gateway_port)) if models != {"models": {}} else None,
             )
             print("starting the gateway...", file=sys.stderr)
             gateway.start()
@@ -131,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--model", help="model directory, HF id, or standin:full|standin:tiny (default: $MODEL, else the profile's)"
     )
+    serve.add_argument(
+        "--adapter",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="serve a PEFT LoRA adapter directory (with its guard_policy.yaml) as model NAME; repeatable",
+    )
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--startup-timeout", type=float, default=900.0, help="seconds to wait for /health")
@@ -159,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         args.extra = args.extra[1:]
     try:
         return int(args.run(args))
-    except (LaunchError, ProfileError) as exc:
+    except (LaunchError, ProfileError, AdapterError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -27,7 +27,8 @@ from typing import Any
 import yaml
 
 from deploy.launcher import GATEWAY_CONFIG_PATH, gateway_container_command
-from deploy.profiles import available_profiles, load_profile
+from deploy.profiles import VLLM_LORA_RANKS, LoraModule, available_profiles, load_profile
+from guard_client import POLICY_FILE
 from guard_gateway.config import GatewayConfig
 
 HELM_DIR = Path(__file__).resolve().parent.parent / "helm"
@@ -59,6 +60,25 @@ def chart_profile(name: str) -> dict[str, Any]:
         "device": profile.device,
         "apiKeyEnv": profile.api_key_env,
         "env": profile.env,
+        "lora": chart_lora(name),
+    }
+
+
+def chart_lora(name: str) -> dict[str, Any]:
+    """What the chart needs to serve `adapters.served`: the profile's LoRA flags (their names from
+    `ServingProfile.lora_flags`, the one place they are spelled), its caps, and vLLM's accepted ranks."""
+    profile = load_profile(name)
+    flags = profile.lora_flags([LoraModule("NAME", "PATH", 1)])
+    enable, modules, _, max_rank, _, max_loras, _ = flags
+    return {
+        "enable": enable,
+        "modules": modules,
+        "maxRankFlag": max_rank,
+        "maxLorasFlag": max_loras,
+        "maxRank": profile.max_lora_rank,
+        "maxLoras": profile.max_loras,
+        "ranks": list(VLLM_LORA_RANKS),
+        "policyFile": POLICY_FILE,
     }
 
 

@@ -20,13 +20,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
+import yaml
 
-from deploy.profiles import ServingProfile
+from deploy.adapters import Adapter, AdapterError, model_policy, read_adapters
+from deploy.profiles import LoraModule, ServingProfile
 from deploy.standin import REPO_ROOT, is_standin, resolve_model
-from guard_client import STANDIN_WARNING
+from guard_client import STANDIN_MARKER, STANDIN_WARNING
 
 DEFAULT_STARTUP_TIMEOUT = 900.0
 LOG_DIR = REPO_ROOT / ".cache" / "logs"
@@ -129,12 +131,17 @@ class GuardServer:
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
     echo: IO[str] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    #: `NAME=DIR` PEFT adapters served beside the model by vLLM's multi-LoRA (`--adapter`).
+    adapter_specs: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._process: subprocess.Popen[str] | None = None
         self._tail: collections.deque[str] = collections.deque(maxlen=40)
         self._reader: threading.Thread | None = None
         self.model_path = ""
+        #: The checked adapters and the model directory's own policy file, known once `start()` has read them.
+        self.adapters: list[Adapter] = []
+        self.policy_file: Path | None = None
         self.startup_seconds = 0.0
         self.log_path = LOG_DIR / "vllm.log"
 
@@ -145,10 +152,21 @@ class GuardServer:
 
     @property
     def is_standin(self) -> bool:
-        return is_standin(self.model_path)
+        """The stand-in, or a model merged from an adapter of it (which keeps the stand-in's model card)."""
+        card = Path(self.model_path) / "README.md"
+        return is_standin(self.model_path) or (card.is_file() and STANDIN_MARKER in card.read_text())
 
     def command(self) -> list[str]:
-        return self.server_command(self.profile.server_flags(port=self.port, host=self.host))
+        modules = [LoraModule(adapter.name, str(adapter.path), adapter.rank) for adapter in self.adapters]
+        return self.server_command(self.profile.server_flags(port=self.port, host=self.host, adapters=modules))
+
+    def gateway_models(self) -> dict[str, Any]:
+        """The gateway configuration's part for what this server serves: the model's policy (a merged
+        adapter's), and each adapter by its served name with its policy."""
+        config: dict[str, Any] = {"models": {a.name: {"policy": str(a.policy_file)} for a in self.adapters}}
+        if self.policy_file is not None:
+            config["guard"] = {"policy": str(self.policy_file)}
+        return config
 
     def server_command(self, flags: list[str]) -> list[str]:
         """vLLM's OpenAI server for this model with `flags`. The CPU build's `vllm` console script fails
@@ -173,6 +191,11 @@ class GuardServer:
                 f"model path {self.model_path} does not exist: pass MODEL=<a model directory or Hugging Face id>, "
                 "or MODEL=standin:full for the random-weight stand-in"
             )
+        try:
+            self.policy_file = model_policy(self.model_path) if Path(self.model_path).is_dir() else None
+            self.adapters = read_adapters(self.adapter_specs, self.model_path, self.profile.max_lora_rank)
+        except AdapterError as exc:
+            raise LaunchError(str(exc)) from None
         env = {**os.environ, **self.profile.env, **self.env}
         key = os.environ.get(self.profile.api_key_env)
         if key:
@@ -315,6 +338,14 @@ def gateway_container_command(config: str | None = None) -> list[str]:
     if config is None:
         return ["python", *gateway_command()]
     return ["python", *gateway_command(config=config, host=None, port=None)]
+
+
+def write_gateway_config(config: dict[str, Any], port: int) -> Path:
+    """A gateway configuration file for `make serve` (the served models and their policies)."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    path = LOG_DIR / f"gateway-{port}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
 
 
 @dataclass

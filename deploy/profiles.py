@@ -7,8 +7,9 @@ the launcher, the container and the Helm chart all take their command line from
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -17,6 +18,16 @@ from guard_client import DEFAULT_MODEL
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 SCHEMA_VERSION = 1
+#: The values vLLM 0.32 accepts for `--max-lora-rank` (`vllm.config.lora.MaxLoRARanks`).
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+class LoraModule(NamedTuple):
+    """One adapter as the server's flags need it: the served name, its directory, its rank."""
+
+    name: str
+    path: str
+    rank: int
 
 
 class ProfileError(ValueError):
@@ -46,6 +57,10 @@ class ServingProfile(BaseModel):
     api_key_env: str = Field(default="VLLM_API_KEY", pattern=r"^[A-Z_][A-Z0-9_]*$")
     generation_config: Literal["vllm", "auto"] = "vllm"
     env: dict[str, str] = Field(default_factory=dict)
+    #: The largest adapter rank this profile serves; vLLM sizes its LoRA buffers by `--max-lora-rank`.
+    max_lora_rank: int = Field(default=64, description=f"one of vLLM's {VLLM_LORA_RANKS}")
+    #: The most adapters that share one batch (`--max-loras`); fewer served adapters lower it.
+    max_loras: int = Field(default=4, ge=1, le=64)
 
     @model_validator(mode="after")
     def _gpu_share_matches_device(self) -> ServingProfile:
@@ -55,11 +70,41 @@ class ServingProfile(BaseModel):
             raise ValueError("gpu_memory_utilization: a gpu profile must set its share of the GPU")
         return self
 
+    @model_validator(mode="after")
+    def _lora_rank_is_vllms(self) -> ServingProfile:
+        if self.max_lora_rank not in VLLM_LORA_RANKS:
+            raise ValueError(f"max_lora_rank: must be one of vLLM's {', '.join(map(str, VLLM_LORA_RANKS))}")
+        return self
+
+    def lora_flags(self, adapters: Sequence[LoraModule]) -> list[str]:
+        """vLLM's multi-LoRA flags for `adapters` (none: no flags, LoRA stays off).
+
+        `--max-lora-rank` is the smallest value vLLM accepts that covers every adapter, and
+        `--max-loras` the number of adapters up to the profile's cap: both size buffers the LoRA
+        kernels walk on every step, so neither is larger than the adapters need.
+        """
+        if not adapters:
+            return []
+        rank = max(adapter.rank for adapter in adapters)
+        if rank > self.max_lora_rank:
+            raise ProfileError(f"an adapter of rank {rank} exceeds this profile's max_lora_rank {self.max_lora_rank}")
+        return [
+            "--enable-lora",
+            "--lora-modules",
+            *(f"{adapter.name}={adapter.path}" for adapter in adapters),
+            "--max-lora-rank",
+            str(min(r for r in VLLM_LORA_RANKS if r >= rank)),
+            "--max-loras",
+            str(min(len(adapters), self.max_loras)),
+        ]
+
     def vllm_args(self, *, model: str | None = None, port: int | None = None, host: str | None = None) -> list[str]:
         """`vllm serve`'s arguments: the model first (it is positional there), then `server_flags()`."""
         return [model or self.model, *self.server_flags(port=port, host=host)]
 
-    def server_flags(self, *, port: int | None = None, host: str | None = None) -> list[str]:
+    def server_flags(
+        self, *, port: int | None = None, host: str | None = None, adapters: Sequence[LoraModule] = ()
+    ) -> list[str]:
         """Every server flag but the model, in a fixed order.
 
         The model travels apart because each command places it differently: positional after
@@ -91,7 +136,7 @@ class ServingProfile(BaseModel):
             args += ["--gpu-memory-utilization", f"{self.gpu_memory_utilization:g}"]
         if self.api_server_count > 1:
             args += ["--api-server-count", str(self.api_server_count)]
-        return args
+        return args + self.lora_flags(adapters)
 
     def container_command(self) -> list[str]:
         """The full command of the official vLLM image (GPU profiles): what the Helm chart runs."""

@@ -24,9 +24,9 @@ from guard_gateway.chat.serving import ChatService
 from guard_gateway.chat.upstream import Upstream
 from guard_gateway.checks.api_router import router as checks_router
 from guard_gateway.checks.serving import CheckService
-from guard_gateway.config import GatewayConfig
+from guard_gateway.config import GatewayConfig, GuardSettings
 from guard_gateway.errors import ErrorResponse, install_error_handlers
-from guard_gateway.guard import Guard
+from guard_gateway.guard import Guard, Guards
 from guard_gateway.litellm.api_router import router as litellm_router
 from guard_gateway.litellm.serving import GuardrailService
 from guard_gateway.metrics import GatewayMetrics
@@ -60,26 +60,38 @@ def build_state(
 ) -> GatewayState:
     metrics = GatewayMetrics()
     cache = VerdictCache(config.cache.max_entries, config.cache.ttl_seconds) if config.cache.enabled else None
-    guard = Guard(
-        config.guard,
-        config.policy.on_guard_failure,
-        metrics,
-        cache,
-        transport=guard_transport,
-        log_checked_text=config.logging.log_checked_text,
-    )
+
+    def guard(settings: GuardSettings) -> Guard:
+        return Guard(
+            settings,
+            config.policy.on_guard_failure,
+            metrics,
+            cache,
+            transport=guard_transport,
+            log_checked_text=config.logging.log_checked_text,
+        )
+
+    models = {
+        name: guard(
+            config.guard.model_copy(
+                update={"model": name, "url": entry.url or config.guard.url, "policy": entry.policy}
+            )
+        )
+        for name, entry in config.models.items()
+    }
+    guards = Guards(guard(config.guard), models, config.moderations.model_aliases)
     policy = Policy(config.policy, metrics)
     api_keys = config.auth.keys()
     upstream = Upstream(config.upstream, config.chat.upstream_timeout, bool(api_keys), upstream_transport)
     return GatewayState(
         config=config,
         metrics=metrics,
-        guard=guard,
+        guards=guards,
         policy=policy,
-        moderations=ModerationService(guard, policy, config.moderations),
-        checks=CheckService(guard, policy, config.moderations),
-        litellm=GuardrailService(guard, policy),
-        chat=ChatService(guard, policy, config.chat, upstream),
+        moderations=ModerationService(guards, policy, config.moderations),
+        checks=CheckService(guards, policy, config.moderations),
+        litellm=GuardrailService(guards, policy),
+        chat=ChatService(guards.default, policy, config.chat, upstream),
         api_keys=api_keys,
     )
 
@@ -97,7 +109,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        await state.guard.aclose()
+        await state.guards.aclose()
         await state.chat.upstream.aclose()
 
     app = FastAPI(

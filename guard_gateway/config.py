@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from guard_client import GuardPolicy, GuardPolicyError
 from guard_gateway.chat.settings import ChatSettings
 from guard_gateway.policy import PolicySettings
 
@@ -58,6 +59,36 @@ class GuardSettings(_Section):
         default=False, description="grammar-constrained answers: always a verdict (needed by the random stand-in)"
     )
     ready_ttl_seconds: float = Field(default=2.0, ge=0, description="how long a /ready answer is reused")
+    policy: Path | None = Field(
+        default=None, description="the guard's guard_policy.yaml (a merged model's); none: the model's own policy"
+    )
+
+    @field_validator("policy")
+    @classmethod
+    def _policy_validates(cls, value: Path | None) -> Path | None:
+        return None if value is None else _checked_policy(value)
+
+
+class ModelSettings(_Section):
+    """One more guard model the gateway answers for: an adapter served beside the base guard by vLLM's
+    multi-LoRA, or another vLLM server's merged model."""
+
+    policy: Path = Field(description="its guard_policy.yaml (the categories it was trained for)")
+    url: str | None = Field(default=None, pattern=HTTP_URL, description="its vLLM server (default: guard.url)")
+
+    @field_validator("policy")
+    @classmethod
+    def _policy_validates(cls, value: Path) -> Path:
+        return _checked_policy(value)
+
+
+def _checked_policy(path: Path) -> Path:
+    """A policy file that does not load stops the start, the error naming the file and the field."""
+    try:
+        GuardPolicy.load(path)
+    except GuardPolicyError as exc:
+        raise ValueError(str(exc)) from None
+    return path
 
 
 class ModerationSettings(_Section):
@@ -129,6 +160,17 @@ class GatewayConfig(_Section):
     logging: LoggingSettings = Field(default=LoggingSettings(), description="logs")
     upstream: UpstreamSettings = Field(default=UpstreamSettings(), description="the main LLM (chat proxy)")
     chat: ChatSettings = Field(default=ChatSettings(), description="the guarded /v1/chat/completions proxy")
+    models: dict[str, ModelSettings] = Field(
+        default_factory=dict,
+        description="more guard models by served name (adapters, merged models); a request's model picks one",
+    )
+
+    @model_validator(mode="after")
+    def _model_names_are_distinct(self) -> GatewayConfig:
+        taken = {self.guard.model, *self.moderations.model_aliases} & set(self.models)
+        if taken:
+            raise ValueError(f"models: {', '.join(sorted(taken))} is already the base guard's name or an alias")
+        return self
 
 
 def _field_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:

@@ -1,12 +1,15 @@
 """The gateway's one door to the guard: `guard_client`'s `AsyncGuardClient`, the verdict cache and
-the check metrics. Endpoints hand it prepared inputs and get one verdict per input, in order."""
+the check metrics. Endpoints hand it prepared inputs and get one verdict per input, in order.
+
+`Guards` holds one `Guard` per served guard model (the base guard, and each adapter or merged model of
+the configuration's `models:`, each with its policy); a request's `model` picks one."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,12 +22,13 @@ from guard_client import (
     GuardError,
     GuardInput,
     GuardInputError,
+    GuardPolicy,
     Verdict,
     prepare_input,
 )
 from guard_gateway.cache import CacheKey, VerdictCache
 from guard_gateway.config import GuardSettings
-from guard_gateway.errors import InvalidRequest
+from guard_gateway.errors import InvalidRequest, ModelNotFound
 from guard_gateway.metrics import GatewayMetrics
 
 log = logging.getLogger("guard_gateway")
@@ -64,6 +68,7 @@ class Guard:
             "timeout": settings.timeout,
             "max_retries": settings.max_retries,
             "on_error": on_failure,
+            "policy": GuardPolicy.load(settings.policy) if settings.policy else None,
         }
         self._transport = transport
         self.client = AsyncGuardClient(settings.url, transport=transport, **self._client_args)
@@ -143,3 +148,40 @@ class Guard:
                 await probe.aclose()
         self._readiness = (now, result)
         return result
+
+
+class Guards:
+    """The guard models this gateway answers for, by served name; the base guard is the default."""
+
+    def __init__(self, default: Guard, models: Mapping[str, Guard], aliases: Sequence[str]) -> None:
+        self.default = default
+        self._models = dict(models)
+        self._aliases = frozenset(aliases)
+
+    def pick(self, requested: str | None) -> Guard:
+        """The guard for a request's `model`: none, the base guard's name or an OpenAI alias picks the base
+        guard; another configured name its own; anything else is a 404 listing what is served."""
+        if requested is None or requested == self.default.model or requested in self._aliases:
+            return self.default
+        guard = self._models.get(requested)
+        if guard is None:
+            raise ModelNotFound(requested, [self.default.model, *self._models, *sorted(self._aliases)])
+        return guard
+
+    def pick_if_served(self, requested: str | None) -> Guard:
+        """As `pick`, but a name this gateway does not serve picks the base guard: LiteLLM's `model` is the
+        name of the LLM the guarded call went to, and only names a guard model when a route is set up so."""
+        return self._models.get(requested or "", self.default)
+
+    def __iter__(self) -> Iterator[Guard]:
+        return iter([self.default, *self._models.values()])
+
+    async def readiness(self) -> Readiness:
+        """Ready when every guard model answers; the detail names the first that does not."""
+        results = [await guard.readiness() for guard in self]
+        failed = [result for result in results if not result.ready]
+        return failed[0] if failed else Readiness(True, "; ".join(result.detail for result in results))
+
+    async def aclose(self) -> None:
+        for guard in self:
+            await guard.aclose()

@@ -1,5 +1,5 @@
-"""`GET /health` (the process answers), `GET /ready` (the guard answers and serves the expected
-model), `GET /metrics` (Prometheus). None needs a key (see `auth`)."""
+"""`GET /health` (the process answers), `GET /ready` (every guard model answers), `GET /metrics`
+(Prometheus). None needs a key (see `auth`)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready")
 async def ready(request: Request) -> JSONResponse:
-    readiness = await gateway_state(request).guard.readiness()
+    readiness = await gateway_state(request).guards.readiness()
     return JSONResponse(
         {"status": "ready" if readiness.ready else "not_ready", "detail": readiness.detail},
         status_code=200 if readiness.ready else 503,

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from guard_gateway.chat.serving import ChatService
 from guard_gateway.checks.serving import CheckService
 from guard_gateway.config import GatewayConfig
-from guard_gateway.guard import Guard
+from guard_gateway.guard import Guards
 from guard_gateway.litellm.serving import GuardrailService
 from guard_gateway.metrics import GatewayMetrics
 from guard_gateway.moderations.serving import ModerationService
@@ -21,7 +21,8 @@ from guard_gateway.policy import Policy
 class GatewayState:
     config: GatewayConfig
     metrics: GatewayMetrics
-    guard: Guard
+    #: The guard models by served name; `guards.default` is the base guard.
+    guards: Guards
     policy: Policy
     moderations: ModerationService
     checks: CheckService

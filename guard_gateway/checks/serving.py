@@ -7,21 +7,20 @@ import uuid
 from guard_gateway.checks.protocol import GuardCheckRequest, GuardCheckResponse, GuardCheckResult
 from guard_gateway.config import ModerationSettings
 from guard_gateway.errors import InvalidRequest
-from guard_gateway.guard import Guard
-from guard_gateway.moderations.serving import resolve_model
+from guard_gateway.guard import Guards
 from guard_gateway.policy import Policy
 
 ENDPOINT = "checks"
 
 
 class CheckService:
-    def __init__(self, guard: Guard, policy: Policy, settings: ModerationSettings) -> None:
-        self._guard = guard
+    def __init__(self, guards: Guards, policy: Policy, settings: ModerationSettings) -> None:
+        self._guards = guards
         self._policy = policy
         self._settings = settings
 
     async def create(self, request: GuardCheckRequest) -> GuardCheckResponse:
-        model = resolve_model(request.model, self._guard.model, self._settings.model_aliases)
+        guard = self._guards.pick(request.model)
         if not request.checks:
             raise InvalidRequest("'checks' must not be an empty array", param="checks")
         if len(request.checks) > self._settings.max_inputs:
@@ -30,8 +29,8 @@ class CheckService:
                 param="checks",
             )
         params = [f"checks[{index}].messages" for index in range(len(request.checks))]
-        inputs = [self._guard.prepare(c.messages, p) for c, p in zip(request.checks, params, strict=True)]
-        verdicts = await self._guard.check(inputs, ENDPOINT, params)
+        inputs = [guard.prepare(c.messages, p) for c, p in zip(request.checks, params, strict=True)]
+        verdicts = await guard.check(inputs, ENDPOINT, params)
         decisions = self._policy.decide_all(verdicts, ENDPOINT)
         results = [
             GuardCheckResult(
@@ -47,4 +46,4 @@ class CheckService:
             )
             for d in decisions
         ]
-        return GuardCheckResponse(id=f"gchk-{uuid.uuid4().hex}", model=model, results=results)
+        return GuardCheckResponse(id=f"gchk-{uuid.uuid4().hex}", model=guard.model, results=results)

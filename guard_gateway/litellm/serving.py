@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from guard_client import GuardInput
-from guard_gateway.guard import Guard
+from guard_gateway.guard import Guard, Guards
 from guard_gateway.litellm.protocol import GuardrailAction, GuardrailRequest, GuardrailResponse, InputType
 from guard_gateway.policy import Policy
 
@@ -37,30 +37,31 @@ def _context(messages: list[dict[str, Any]] | None) -> list[dict[str, str]]:
 
 
 class GuardrailService:
-    def __init__(self, guard: Guard, policy: Policy) -> None:
-        self._guard = guard
+    def __init__(self, guards: Guards, policy: Policy) -> None:
+        self._guards = guards
         self._policy = policy
 
-    def _inputs(self, request: GuardrailRequest) -> tuple[list[GuardInput], list[str]]:
+    def _inputs(self, request: GuardrailRequest, guard: Guard) -> tuple[list[GuardInput], list[str]]:
         context = _context(request.structured_messages)
         if request.input_type is InputType.REQUEST:
             if context:
-                return [self._guard.prepare(context, "structured_messages")], ["structured_messages"]
+                return [guard.prepare(context, "structured_messages")], ["structured_messages"]
             params = [f"texts[{i}]" for i in range(len(request.texts))]
             return [
-                self._guard.prepare([{"role": "user", "content": text}], param)
+                guard.prepare([{"role": "user", "content": text}], param)
                 for text, param in zip(request.texts, params, strict=True)
             ], params
         if not request.texts:
             return [], []
         answer = {"role": "assistant", "content": "\n".join(request.texts)}
-        return [self._guard.prepare([*context, answer], "texts")], ["texts"]
+        return [guard.prepare([*context, answer], "texts")], ["texts"]
 
     async def apply(self, request: GuardrailRequest) -> GuardrailResponse:
-        inputs, params = self._inputs(request)
+        guard = self._guards.pick_if_served(request.model)
+        inputs, params = self._inputs(request, guard)
         if not inputs:
             return GuardrailResponse(action=GuardrailAction.NONE)
-        verdicts = await self._guard.check(inputs, ENDPOINT, params)
+        verdicts = await guard.check(inputs, ENDPOINT, params)
         blocked = [d for d in self._policy.decide_all(verdicts, ENDPOINT) if d.blocked]
         if blocked:
             return GuardrailResponse(action=GuardrailAction.BLOCKED, blocked_reason=blocked[0].reason())

@@ -76,6 +76,13 @@ true
 {{- if and (eq .Values.mode "sidecar") (not (dig "upstream" "url" "" $gw.config)) -}}
 {{- $_ := set $set "upstream" (dict "url" (printf "http://localhost:%s/v1" (include "qwen3guard.mainPort" .))) -}}
 {{- end -}}
+{{- $adapters := include "qwen3guard.adapterModels" . | fromJson -}}
+{{- if $adapters.guard -}}
+{{- $_ := set $set.guard "policy" $adapters.guard.policy -}}
+{{- end -}}
+{{- if $adapters.models -}}
+{{- $_ := set $set "models" (mergeOverwrite (deepCopy ($gw.config.models | default dict)) $adapters.models) -}}
+{{- end -}}
 {{- mergeOverwrite (deepCopy $gw.config) $set | toYaml -}}
 {{- end -}}
 
@@ -127,6 +134,9 @@ true
     - name: gateway-keys
       mountPath: {{ include "qwen3guard.gatewayKeysDir" . }}
       readOnly: true
+    {{- end }}
+    {{- if include "qwen3guard.hasAdapters" . }}
+    {{- include "qwen3guard.adapterMounts" . | nindent 4 }}
     {{- end }}
 {{- end -}}
 

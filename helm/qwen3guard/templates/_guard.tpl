@@ -37,7 +37,7 @@ when sidecar.gpuSharing is dra. helm/examples/llm-with-guard is a complete paren
   command:
     {{- toYaml $profile.command | nindent 4 }}
   args:
-    {{- toYaml (concat (list (.Values.model | default $profile.model)) $profile.args .Values.extraArgs) | nindent 4 }}
+    {{- toYaml (concat (list (include "qwen3guard.modelArg" .)) $profile.args (include "qwen3guard.loraArgs" . | fromJsonArray) .Values.extraArgs) | nindent 4 }}
   ports:
     - name: guard
       containerPort: {{ $profile.port | int }}
@@ -103,6 +103,9 @@ when sidecar.gpuSharing is dra. helm/examples/llm-with-guard is a complete paren
       mountPath: /tmp
     - name: qwen3guard-shm
       mountPath: /dev/shm
+    {{- if include "qwen3guard.hasAdapters" . }}
+    {{- include "qwen3guard.adapterMounts" . | nindent 4 }}
+    {{- end }}
 {{- end -}}
 
 {{- /* The volumes the guard container mounts, as list items. */ -}}
@@ -121,6 +124,7 @@ when sidecar.gpuSharing is dra. helm/examples/llm-with-guard is a complete paren
   emptyDir:
     medium: Memory
     sizeLimit: {{ .Values.sharedMemory.sizeLimit }}
+{{- include "qwen3guard.adapterVolumes" . }}
 {{- end -}}
 
 {{- /* The pod's claim on the GPUs the guard shares with the main container, as list items; empty without DRA. */ -}}

@@ -33,6 +33,26 @@
       "VLLM_CPU_KVCACHE_SPACE": "4",
       "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"
     },
+    "lora": {
+      "enable": "--enable-lora",
+      "maxLoras": 2,
+      "maxLorasFlag": "--max-loras",
+      "maxRank": 32,
+      "maxRankFlag": "--max-lora-rank",
+      "modules": "--lora-modules",
+      "policyFile": "guard_policy.yaml",
+      "ranks": [
+        1,
+        8,
+        16,
+        32,
+        64,
+        128,
+        256,
+        320,
+        512
+      ]
+    },
     "model": "standin:full",
     "port": 8000
   },
@@ -67,6 +87,26 @@
     ],
     "device": "gpu",
     "env": {},
+    "lora": {
+      "enable": "--enable-lora",
+      "maxLoras": 8,
+      "maxLorasFlag": "--max-loras",
+      "maxRank": 64,
+      "maxRankFlag": "--max-lora-rank",
+      "modules": "--lora-modules",
+      "policyFile": "guard_policy.yaml",
+      "ranks": [
+        1,
+        8,
+        16,
+        32,
+        64,
+        128,
+        256,
+        320,
+        512
+      ]
+    },
     "model": "Qwen/Qwen3Guard-Gen-0.6B",
     "port": 8000
   },
@@ -99,6 +139,26 @@
     ],
     "device": "gpu",
     "env": {},
+    "lora": {
+      "enable": "--enable-lora",
+      "maxLoras": 4,
+      "maxLorasFlag": "--max-loras",
+      "maxRank": 32,
+      "maxRankFlag": "--max-lora-rank",
+      "modules": "--lora-modules",
+      "policyFile": "guard_policy.yaml",
+      "ranks": [
+        1,
+        8,
+        16,
+        32,
+        64,
+        128,
+        256,
+        320,
+        512
+      ]
+    },
     "model": "Qwen/Qwen3Guard-Gen-0.6B",
     "port": 8001
   }
