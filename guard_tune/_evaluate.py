@@ -4,6 +4,7 @@ answer. Scoring reuses `guard_eval`'s confusion counts (precision, recall, F1 an
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -18,16 +19,7 @@ from guard_tune._policy import TunePolicy
 
 UNDECIDED = "undecided"
 SEVERITIES = (*(s.value for s in Safety), UNDECIDED)
-#: vLLM accepts only these values for --max-lora-rank.
-VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 EVAL_CONCURRENCY = 8
-
-
-def max_lora_rank(rank: int) -> int:
-    for allowed in VLLM_LORA_RANKS:
-        if allowed >= rank:
-            return allowed
-    raise ValueError(f"LoRA rank {rank} is above what vLLM serves ({VLLM_LORA_RANKS[-1]})")
 
 
 def predicted_labels(verdict: Verdict) -> list[str]:
@@ -72,21 +64,27 @@ def score(rows: Sequence[LabelledRow], verdicts: Sequence[Verdict], policy: Tune
     }
 
 
+def client_renders_policy() -> bool:
+    """Whether this client takes a policy (part 1's `GuardClient(..., policy=...)`); before it, the server
+    renders with the model's own template and the eval says so."""
+    return "policy" in inspect.signature(GuardClient.__init__).parameters
+
+
 def check_rows(url: str, model: str, rows: Sequence[LabelledRow], policy: TunePolicy) -> list[Verdict]:
     """Each row through the client exactly as a user would check it against `model` on `url`."""
     kwargs: dict[str, Any] = {}
     options: dict[str, Any] = {}
-    if policy.client_policy is not None:
-        # With the policy the client builds the grammar from the policy's names, so the server can only
-        # write this policy's labels (the random base then answers at chance instead of not at all).
-        kwargs["policy"] = policy.client_policy
+    if client_renders_policy():
+        # The client then renders the policy's categories and builds the grammar from its names, so the server
+        # can only write this policy's labels (the random base answers at chance instead of not at all).
+        kwargs["policy"] = policy.policy
         options["constrain"] = True
     with GuardClient(url, model=model, timeout=300.0, on_error="raise", **kwargs) as client:
         return client.check_many([list(r.messages) for r in rows], concurrency=EVAL_CONCURRENCY, **options)
 
 
 def serve_and_compare(
-    base: str, adapter_name: str, adapter_dir: Path, rank: int, rows: Sequence[LabelledRow], policy: TunePolicy
+    base: str, adapter_name: str, adapter_dir: Path, rows: Sequence[LabelledRow], policy: TunePolicy
 ) -> dict[str, Any]:
     """Start vLLM with the base and the adapter, check every row against both, stop it; the report."""
     from deploy.launcher import GuardServer, default_profile_name, free_port
@@ -99,13 +97,7 @@ def serve_and_compare(
         host="127.0.0.1",
         port=free_port(),
         env={"VLLM_CPU_KVCACHE_SPACE": "1"},
-        extra_args=[
-            "--enable-lora",
-            "--lora-modules",
-            f"{adapter_name}={adapter_dir}",
-            "--max-lora-rank",
-            str(max_lora_rank(rank)),
-        ],
+        adapter_specs=[f"{adapter_name}={adapter_dir}"],  # the launcher checks it and derives the LoRA flags
     )
     print(f"evaluating on {len(rows)} held-out rows: starting vLLM with the base and the adapter...", file=sys.stderr)
     with server:
@@ -119,7 +111,7 @@ def compare(
     results: dict[str, Any] = {
         "url": url,
         "standin": info.is_standin,
-        "client_renders_policy": policy.client_policy is not None,
+        "client_renders_policy": client_renders_policy(),
         "models": {"base": base_model, "adapter": adapter_model},
     }
     verdicts = {side: check_rows(url, name, rows, policy) for side, name in results["models"].items()}

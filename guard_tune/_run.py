@@ -182,7 +182,9 @@ def tune(config: TuneConfig) -> dict[str, Any]:
         )
     shutil.copyfile(policy.path, config.out / POLICY_FILE)
     if config.merge:
-        _merge(base_dir, config.out, config.out / MERGED_DIR)
+        from deploy.adapters import merge_adapter
+
+        merge_adapter(config.out, config.out / MERGED_DIR, str(base_dir))
     card: dict[str, Any] = {
         "schema": 1,
         "name": config.adapter_name,
@@ -287,25 +289,14 @@ def _point_adapter_at(out: Path, base_dir: Path) -> None:
     path.write_text(json.dumps(config, indent=2) + "\n")
 
 
-def _merge(base_dir: Path, adapter_dir: Path, target: Path) -> None:
-    """The base weights with the adapter folded in, in the base's dtype, with its tokenizer and policy."""
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    base = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype="auto")
-    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
-    merged.save_pretrained(str(target), safe_serialization=True)
-    AutoTokenizer.from_pretrained(str(base_dir)).save_pretrained(str(target))
-    for extra in ("generation_config.json",):
-        if (base_dir / extra).is_file():
-            shutil.copyfile(base_dir / extra, target / extra)
-    shutil.copyfile(adapter_dir / POLICY_FILE, target / POLICY_FILE)
-
-
 def _evaluate(config: TuneConfig, base_dir: Path, policy: TunePolicy, rows: list[LabelledRow]) -> dict[str, Any]:
+    from deploy.launcher import LaunchError
     from guard_tune._evaluate import serve_and_compare
 
-    return serve_and_compare(str(base_dir), config.adapter_name, config.out.resolve(), config.rank, rows, policy)
+    try:
+        return serve_and_compare(str(base_dir), config.adapter_name, config.out.resolve(), rows, policy)
+    except LaunchError as exc:
+        raise TuneError(f"the evaluation could not serve the adapter: {exc}") from None
 
 
 def evaluate_only(config: TuneConfig) -> dict[str, Any]:
@@ -338,10 +329,13 @@ def evaluate_only(config: TuneConfig) -> dict[str, Any]:
 def serve_and_compare_adapter(
     config: TuneConfig, base_dir: Path, card: dict[str, Any], policy: TunePolicy, rows: list[LabelledRow]
 ) -> dict[str, Any]:
+    from deploy.launcher import LaunchError
     from guard_tune._evaluate import serve_and_compare
 
-    name = config.name or card["name"]
-    return serve_and_compare(str(base_dir), name, config.out.resolve(), card["training"]["rank"], rows, policy)
+    try:
+        return serve_and_compare(str(base_dir), config.name or card["name"], config.out.resolve(), rows, policy)
+    except LaunchError as exc:
+        raise TuneError(f"the evaluation could not serve the adapter: {exc}") from None
 
 
 def summary(card: dict[str, Any]) -> str:
