@@ -45,6 +45,7 @@ from guard_client._grammar import (
     MAX_TOKENS_CONSTRAINED,
     MAX_TOKENS_DETAILS,
     VERDICT_PREFIX,
+    continuation_regex,
     details_prefix,
     details_regex,
     max_tokens_constrained,
@@ -94,7 +95,15 @@ from guard_client._policy import (
     STRICTNESS_MEANING,
     policy_name,
 )
-from guard_client._requests import VerdictTokens, chat_request, details_request, tokenize_request, verdict_request
+from guard_client._requests import (
+    VerdictTokens,
+    answer_max_tokens,
+    chat_request,
+    completion_request,
+    details_request,
+    tokenize_request,
+    verdict_request,
+)
 from guard_client._retry import DEFAULT_MAX_RETRIES
 from guard_client._runner import (
     CheckRecord,
@@ -192,9 +201,12 @@ __all__ = [
     "VerdictTokens",
     "Window",
     "WorkItem",
+    "answer_max_tokens",
     "chat_request",
     "chat_template_jinja",
     "check_bound",
+    "completion_request",
+    "continuation_regex",
     "details_prefix",
     "details_regex",
     "details_request",

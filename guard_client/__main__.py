@@ -5,6 +5,7 @@
     guard check --jsonl requests.jsonl          # or - for stdin; one JSON line out per line in
     guard check --explain "How can I make a bomb?"   # a readable explanation instead of the JSON
     guard check --explain --locate "$(cat essay.txt)"  # ... and where in the text the verdict comes from
+    guard check --model acme --policy guard_policy.yaml "Is BrandX any good?"  # a custom policy (an adapter)
     echo 'Safety: Unsafe\nCategories: Violent' | guard parse --mode prompt
 
 Server, key and model come from --url/--api-key/--model or GUARD_URL/GUARD_API_KEY/GUARD_MODEL.
@@ -24,17 +25,25 @@ from guard_client._client import GuardClient
 from guard_client._errors import GuardError, GuardInputError, GuardParseError
 from guard_client._explain import explain
 from guard_client._flows import CheckOptions
+from guard_client._guard_policy import DEFAULT_POLICY, GuardPolicy, GuardPolicyError
 from guard_client._input import CheckItem
 from guard_client._labels import GuardMode, Strictness
 from guard_client._screen_cli import register as register_screen
 from guard_client._verdict import FailurePolicy, Verdict, parse_verdict
 
 
-def verdict_json(verdict: Verdict, strictness: Strictness, explained: bool = False) -> dict[str, Any]:
+def verdict_json(
+    verdict: Verdict, strictness: Strictness, explained: bool = False, policy: GuardPolicy = DEFAULT_POLICY
+) -> dict[str, Any]:
     out = {"flagged": verdict.flagged(strictness), **verdict.model_dump(mode="json")}
     if explained:
-        out["explanation"] = explain(verdict, strictness).model_dump(mode="json")
+        out["explanation"] = explain(verdict, strictness, policy=policy).model_dump(mode="json")
     return out
+
+
+def load_policy(path: str | None) -> GuardPolicy:
+    """`--policy FILE` (the published policy without one); a bad file raises `GuardPolicyError`."""
+    return DEFAULT_POLICY if path is None else GuardPolicy.load(path)
 
 
 def _emit(obj: dict[str, Any], out: TextIO) -> None:
@@ -80,6 +89,7 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         locate=args.locate,
     )
     strictness = Strictness(args.strictness)
+    policy = load_policy(args.policy)
     with GuardClient(
         args.url,
         api_key=args.api_key,
@@ -87,6 +97,7 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         timeout=args.timeout,
         on_error=FailurePolicy(args.on_error),
         strictness=strictness,
+        policy=policy,
     ) as client:
         try:
             if client.server_info().is_standin:
@@ -103,9 +114,9 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 print("error: give a TEXT, --response PROMPT RESPONSE, or --jsonl FILE", file=err)
                 return 2
             if args.explain and not args.json:
-                out.write(explain(verdict, strictness).text() + "\n")
+                out.write(explain(verdict, strictness, policy=policy).text() + "\n")
             else:
-                _emit(verdict_json(verdict, strictness, args.explain), out)
+                _emit(verdict_json(verdict, strictness, args.explain, policy), out)
             return 0
         stream = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")  # noqa: SIM115
         with stream:
@@ -130,7 +141,7 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             else:
                 result = results[number]
             if result.decided or result.policy is not None:  # a verdict, or one the failure policy made
-                _emit({"line": number, **verdict_json(result, strictness, args.explain)}, out)
+                _emit({"line": number, **verdict_json(result, strictness, args.explain, policy)}, out)
             else:
                 failed += 1
                 _emit({"line": number, "error": result.error, "error_type": result.error_type}, out)
@@ -138,14 +149,21 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _parse(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    policy = load_policy(args.policy)
     text = sys.stdin.read()
     try:
-        verdict = parse_verdict(text, GuardMode(args.mode))
+        verdict = parse_verdict(text, GuardMode(args.mode), policy)
     except GuardParseError as exc:
         print(f"error: cannot parse a verdict: {exc.reason}", file=err)
         return 1
-    _emit(verdict_json(verdict, Strictness(args.strictness)), out)
+    _emit(verdict_json(verdict, Strictness(args.strictness), policy=policy), out)
     return 0
+
+
+POLICY_HELP = (
+    "a guard_policy.yaml (or a directory holding one) whose categories the prompt lists, usually with --model "
+    "the adapter trained on it; default: the model's published policy"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", help=f"served model name (default ${defaults.ENV_MODEL}, else {defaults.DEFAULT_MODEL})"
     )
     check.add_argument("--timeout", type=float, default=defaults.DEFAULT_TIMEOUT, help="seconds per request")
+    check.add_argument("--policy", metavar="FILE", help=POLICY_HELP)
     check.add_argument("--scores", action="store_true", help="add P(Safe/Unsafe/Controversial) from logprobs")
     check.add_argument("--constrain", action="store_true", help="constrain decoding to the verdict grammar")
     check.add_argument("--verdict-only", action="store_true", help="one-token verdict first; details only if flagged")
@@ -191,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     parse = sub.add_parser("parse", help="parse raw model output from stdin into a verdict")
     parse.add_argument("--mode", choices=[m.value for m in GuardMode], default=GuardMode.PROMPT.value)
     parse.add_argument("--strictness", choices=[s.value for s in Strictness], default=Strictness.STRICT.value)
+    parse.add_argument("--policy", metavar="FILE", help="read the labels against this guard_policy.yaml")
     parse.set_defaults(run=_parse)
     register_screen(sub)
     sub.add_parser(
@@ -219,7 +239,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args, out, err))
-    except GuardInputError as exc:
+    except (GuardInputError, GuardPolicyError) as exc:
         print(f"error: {exc}", file=err)
         return 2
     except GuardError as exc:

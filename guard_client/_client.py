@@ -25,6 +25,7 @@ from guard_client._constants import (
 )
 from guard_client._errors import GuardError, GuardInputError
 from guard_client._flows import CheckFlows, CheckOptions, Flow, Parallel, Request, ServerInfo, Settings, advance
+from guard_client._guard_policy import DEFAULT_POLICY, GuardPolicy
 from guard_client._input import CheckItem, GuardInput, Messages, item_messages, item_mode, prepare_input
 from guard_client._labels import Strictness
 from guard_client._requests import VerdictTokens
@@ -70,6 +71,7 @@ class _ClientBase:
         on_error: FailurePolicy | str = FailurePolicy.RAISE,
         strictness: Strictness | str = Strictness.STRICT,
         min_verdict_mass: float = DEFAULT_MIN_VERDICT_MASS,
+        policy: GuardPolicy | None = None,
     ) -> None:
         """
         Args:
@@ -83,6 +85,10 @@ class _ClientBase:
             strictness: how Controversial is read when deciding to fetch details (verdict_only).
             min_verdict_mass: verdict_only refuses to decide when the model puts less probability
                 than this on the three verdict words together.
+            policy: the policy every check states (default: the model's published one), e.g.
+                `GuardPolicy.load("guard_policy.yaml")` with `model=` the adapter trained on it. A check's
+                `policy=` option overrides it. With a custom policy the client renders the prompt and
+                sends it to `/v1/completions`, since the server's chat template states the model's own.
         """
         if timeout <= 0:
             raise GuardInputError("timeout must be positive")
@@ -93,6 +99,9 @@ class _ClientBase:
         self.model = model or os.environ.get(ENV_MODEL) or DEFAULT_MODEL
         self.timeout = timeout
         self.max_retries = max_retries
+        if policy is not None and not isinstance(policy, GuardPolicy):
+            raise GuardInputError("policy must be a GuardPolicy, e.g. GuardPolicy.load('guard_policy.yaml')")
+        self.policy = policy if policy is not None else DEFAULT_POLICY
         self._flows = CheckFlows(
             self.model, self.base_url, FailurePolicy(on_error), Strictness(strictness), min_verdict_mass
         )
@@ -104,8 +113,14 @@ class _ClientBase:
     def _check_flow(self, messages: Messages | GuardInput, options: CheckOptions) -> Flow[Verdict]:
         """Prepare once (raises GuardInputError before anything is sent), then the check's flow."""
         settings = Settings.of(options)
-        guard_input = messages if isinstance(messages, GuardInput) else prepare_input(messages)
-        return self._flows.check(guard_input, settings)
+        if not isinstance(messages, GuardInput):
+            return self._flows.check(prepare_input(messages, settings.policy or self.policy), settings)
+        if settings.policy is not None and settings.policy != messages.policy:
+            raise GuardInputError(
+                f"the input was prepared with policy {messages.policy.name!r}, not {settings.policy.name!r}: "
+                "prepare it with the policy to check it with"
+            )
+        return self._flows.check(messages, settings)
 
     def _batch_failure(self, item: CheckItem, exc: GuardError) -> Verdict:
         """check_many's one shape for a failed item: an undecided verdict naming the error."""

@@ -13,15 +13,18 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeAlias, TypedDict, TypeVar
 
-from guard_client._constants import CHUNK_OVERLAP, MAX_TOKENS, is_standin_model
+from guard_client._constants import CHUNK_OVERLAP, is_standin_model
 from guard_client._errors import GuardError, GuardInputError, GuardParseError
-from guard_client._grammar import MAX_CATEGORIES, MAX_TOKENS_CONSTRAINED, VERDICT_PREFIX, details_prefix
+from guard_client._grammar import MAX_CATEGORIES, VERDICT_PREFIX, details_prefix, max_tokens_constrained
+from guard_client._guard_policy import GuardPolicy
 from guard_client._input import GuardInput, prepare_input
-from guard_client._labels import GuardMode, Safety, Strictness
+from guard_client._labels import Safety, Strictness
 from guard_client._locate import Location, locate_search, window_messages
 from guard_client._requests import (
     VerdictTokens,
+    answer_max_tokens,
     chat_request,
+    completion_request,
     details_request,
     tokenize_request,
     verdict_request,
@@ -72,6 +75,9 @@ class CheckOptions(TypedDict, total=False):
     max_categories: int
     #: For a flagged verdict, find the smallest spans of the last message still flagged on their own.
     locate: bool
+    #: The policy this check states, instead of the client's (an input prepared with `prepare_input`
+    #: already carries one).
+    policy: GuardPolicy
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,7 @@ class Settings:
     chunk: bool = False
     max_categories: int = MAX_CATEGORIES
     locate: bool = False
+    policy: GuardPolicy | None = None
 
     @classmethod
     def of(cls, options: CheckOptions) -> Settings:
@@ -97,6 +104,8 @@ class Settings:
             raise GuardInputError("verdict_only already constrains the verdict; constrain applies to full generation")
         if not 1 <= settings.max_categories <= MAX_CATEGORIES:
             raise GuardInputError(f"max_categories must lie between 1 and {MAX_CATEGORIES}")
+        if settings.policy is not None and not isinstance(settings.policy, GuardPolicy):
+            raise GuardInputError("policy must be a GuardPolicy, e.g. GuardPolicy.load('guard_policy.yaml')")
         return settings
 
 
@@ -175,7 +184,8 @@ class CheckFlows:
             windows = next(search)
             while True:
                 flows = [
-                    self._check(prepare_input(window_messages(guard_input.messages, w)), settings) for w in windows
+                    self._check(prepare_input(window_messages(guard_input.messages, w), guard_input.policy), settings)
+                    for w in windows
                 ]
                 results = yield Parallel(flows)
                 windows = search.send(
@@ -188,7 +198,12 @@ class CheckFlows:
     def _check(self, guard_input: GuardInput, settings: Settings) -> Flow[Verdict]:
         info = yield from self.server_info()
         # The verdict-first follow-up for flagged items is a constrained request: budget for it.
-        max_tokens = MAX_TOKENS_CONSTRAINED if settings.constrain or settings.verdict_only else MAX_TOKENS
+        policy = guard_input.policy
+        max_tokens = (
+            max_tokens_constrained(policy)
+            if settings.verdict_only
+            else answer_max_tokens(policy, constrain=settings.constrain)
+        )
         budget = info.max_model_len - max_tokens
         # Byte-level BPE never yields more tokens than UTF-8 bytes, so most inputs need no count.
         if info.max_model_len and len(guard_input.prompt.encode()) > budget:
@@ -210,6 +225,8 @@ class CheckFlows:
         return int(body["count"])
 
     def _full_generation(self, guard_input: GuardInput, settings: Settings) -> Flow[Verdict]:
+        if not guard_input.policy.is_default:
+            return (yield from self._completion(guard_input, settings))
         tokens = (yield from self.verdict_tokens()) if settings.scores else None
         body = chat_request(
             guard_input,
@@ -219,9 +236,30 @@ class CheckFlows:
             max_categories=settings.max_categories,
         )
         choice = _first_choice((yield Request("POST", "/v1/chat/completions", body)))
-        verdict = _parse_answer((choice.get("message") or {}).get("content") or "", guard_input.mode, choice)
+        verdict = _parse_answer((choice.get("message") or {}).get("content") or "", guard_input, choice)
         if tokens is not None:
             verdict = verdict.model_copy(update={"scores": _chat_scores(choice, tokens)})
+        return verdict
+
+    def _completion(self, guard_input: GuardInput, settings: Settings) -> Flow[Verdict]:
+        """A custom policy's full generation: the client's render, continued after 'Safety:'."""
+        tokens = (yield from self.verdict_tokens()) if settings.scores else None
+        body = completion_request(
+            guard_input,
+            self.model,
+            constrain=settings.constrain,
+            scores=settings.scores,
+            max_categories=settings.max_categories,
+        )
+        choice = _first_choice((yield Request("POST", "/v1/completions", body)))
+        verdict = _parse_answer(VERDICT_PREFIX + (choice.get("text") or ""), guard_input, choice)
+        if tokens is not None:
+            logprobs = choice.get("logprobs") or {}
+            try:  # the first generated token is the verdict word's
+                first = {**logprobs["top_logprobs"][0], logprobs["tokens"][0]: logprobs["token_logprobs"][0]}
+            except (KeyError, IndexError, TypeError):
+                return verdict
+            verdict = verdict.model_copy(update={"scores": _scores_from(first, tokens)})
         return verdict
 
     def _verdict_first(self, guard_input: GuardInput, settings: Settings) -> Flow[Verdict]:
@@ -251,7 +289,7 @@ class CheckFlows:
         # (and refusal), under a grammar: they always parse and agree with the verdict.
         body = details_request(guard_input, self.model, safety, max_categories=settings.max_categories)
         choice = _first_choice((yield Request("POST", "/v1/completions", body)))
-        detail = _parse_answer(details_prefix(safety) + (choice.get("text") or ""), guard_input.mode, choice)
+        detail = _parse_answer(details_prefix(safety) + (choice.get("text") or ""), guard_input, choice)
         return detail.model_copy(update={"scores": scores})
 
     def _chunked(self, guard_input: GuardInput, settings: Settings, total_tokens: int, budget: int) -> Flow[Verdict]:
@@ -275,7 +313,7 @@ class CheckFlows:
             max_categories=settings.max_categories,
         )
         flows = [
-            self._check(prepare_input([*context, {"role": last["role"], "content": piece}]), single)
+            self._check(prepare_input([*context, {"role": last["role"], "content": piece}], guard_input.policy), single)
             for piece in windows
         ]
         results = yield Parallel(flows)
@@ -314,9 +352,9 @@ def _first_choice(reply: Any) -> dict[str, Any]:
     return choice
 
 
-def _parse_answer(text: str, mode: GuardMode, choice: Mapping[str, Any]) -> Verdict:
+def _parse_answer(text: str, guard_input: GuardInput, choice: Mapping[str, Any]) -> Verdict:
     try:
-        return parse_verdict(text, mode)
+        return parse_verdict(text, guard_input.mode, guard_input.policy)
     except GuardParseError as exc:
         if choice.get("finish_reason") == "length":
             raise GuardParseError(f"{exc.reason} (output cut at max_tokens)", text) from None

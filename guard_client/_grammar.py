@@ -74,9 +74,21 @@ def verdict_regex(
     Safe comes with `Categories: None`; Unsafe and Controversial with up to `max_categories` labels
     of `policy` for the mode (or None). `safety` fixes the verdict word.
     """
-    safe = r"Safety: Safe\nCategories: None"
+    return _answer_regex(VERDICT_PREFIX, mode, safety, max_categories, policy)
+
+
+def continuation_regex(
+    mode: GuardMode, *, max_categories: int = MAX_CATEGORIES, policy: GuardPolicy = DEFAULT_POLICY
+) -> str:
+    """`verdict_regex` after its `VERDICT_PREFIX`: the grammar of a completion that continues a prompt
+    ending with 'Safety:' (a custom policy's check, `completion_request`)."""
+    return _answer_regex("", mode, None, max_categories, policy)
+
+
+def _answer_regex(prefix: str, mode: GuardMode, safety: Safety | None, max_categories: int, policy: GuardPolicy) -> str:
+    safe = rf"{prefix} Safe\nCategories: None"
     words = "Unsafe|Controversial" if safety is None else safety.value
-    flagged = rf"Safety: ({words})\nCategories: {_categories_regex(mode, safety, max_categories, policy)}"
+    flagged = rf"{prefix} ({words})\nCategories: {_categories_regex(mode, safety, max_categories, policy)}"
     pattern = safe if safety is Safety.SAFE else flagged if safety is not None else f"({safe}|{flagged})"
     return pattern + _refusal_regex(mode)
 

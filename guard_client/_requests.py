@@ -12,6 +12,7 @@ from typing import Any
 
 from guard_client import _grammar as grammar
 from guard_client._constants import MAX_TOKENS, TOP_LOGPROBS
+from guard_client._guard_policy import GuardPolicy
 from guard_client._input import GuardInput
 from guard_client._labels import Safety
 
@@ -65,13 +66,19 @@ def chat_request(
     max_categories: int = grammar.MAX_CATEGORIES,
     stream: bool = False,
 ) -> dict[str, Any]:
-    """The `/v1/chat/completions` body of a full-generation check: greedy, a small max_tokens, and the
-    verdict grammar when `constrain`. The server applies the model's template to the messages."""
+    """The `/v1/chat/completions` body of a full-generation check with the published policy: greedy, a
+    small max_tokens, and the verdict grammar when `constrain`. The server applies the model's template
+    to the messages (a custom policy's check is a `completion_request` instead)."""
+    if not guard_input.policy.is_default:
+        raise ValueError(
+            f"the server's chat template states the model's own policy, not {guard_input.policy.name!r}: "
+            "send a completion_request"
+        )
     body: dict[str, Any] = {
         "model": model,
         "messages": guard_input.message_list(),
         "temperature": 0,
-        "max_tokens": grammar.MAX_TOKENS_CONSTRAINED if constrain else MAX_TOKENS,
+        "max_tokens": answer_max_tokens(guard_input.policy, constrain=constrain),
     }
     if constrain:
         body["structured_outputs"] = {"regex": grammar.verdict_regex(guard_input.mode, max_categories=max_categories)}
@@ -80,6 +87,46 @@ def chat_request(
     if stream:
         body["stream"] = True
     return body
+
+
+def completion_request(
+    guard_input: GuardInput,
+    model: str,
+    *,
+    constrain: bool = False,
+    scores: bool = False,
+    max_categories: int = grammar.MAX_CATEGORIES,
+) -> dict[str, Any]:
+    """The `/v1/completions` body of a full-generation check with a custom policy.
+
+    The server's chat template states the model's own policy, so a custom policy's prompt is the
+    client's render, sent as it is (what an adapter was trained on, byte for byte), followed by
+    'Safety:': the answer continues after it (its first token is the verdict word, which `scores`
+    reads), under `continuation_regex` when `constrain`. The answer is 'Safety:' + the completion.
+    """
+    policy = guard_input.policy
+    body: dict[str, Any] = {
+        "model": model,
+        "prompt": guard_input.prompt + grammar.VERDICT_PREFIX,
+        "temperature": 0,
+        "max_tokens": answer_max_tokens(policy, constrain=constrain),
+    }
+    if constrain:
+        regex = grammar.continuation_regex(guard_input.mode, max_categories=max_categories, policy=policy)
+        body["structured_outputs"] = {"regex": regex}
+    if scores:
+        body |= {"logprobs": TOP_LOGPROBS, "return_tokens_as_token_ids": True}
+    return body
+
+
+def answer_max_tokens(policy: GuardPolicy, *, constrain: bool) -> int:
+    """The `max_tokens` of a full-generation check: the grammar's bound when constrained; else MAX_TOKENS
+    for the published policy (measured on its labels), and the grammar's bound for another, whose names'
+    tokens nobody measured."""
+    bound = grammar.max_tokens_constrained(policy)
+    if constrain:
+        return bound
+    return MAX_TOKENS if policy.is_default else max(MAX_TOKENS, bound)
 
 
 def verdict_request(guard_input: GuardInput, model: str, tokens: VerdictTokens) -> dict[str, Any]:
@@ -104,7 +151,11 @@ def details_request(
     return {
         "model": model,
         "prompt": guard_input.prompt + grammar.details_prefix(safety),
-        "max_tokens": grammar.MAX_TOKENS_DETAILS,
+        "max_tokens": grammar.max_tokens_details(guard_input.policy),
         "temperature": 0,
-        "structured_outputs": {"regex": grammar.details_regex(guard_input.mode, safety, max_categories=max_categories)},
+        "structured_outputs": {
+            "regex": grammar.details_regex(
+                guard_input.mode, safety, max_categories=max_categories, policy=guard_input.policy
+            )
+        },
     }

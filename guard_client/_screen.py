@@ -18,6 +18,7 @@ from typing import Any
 from guard_client._client import AsyncGuardClient
 from guard_client._explain import explain
 from guard_client._flows import ServerInfo
+from guard_client._guard_policy import DEFAULT_POLICY, GuardPolicy
 from guard_client._labels import Safety, Strictness
 from guard_client._runner import CheckRecord, ResumableRun, RunManifest, RunStats
 from guard_client._screen_input import PARQUET_HINT, ScreenInput
@@ -213,7 +214,10 @@ def write_chart(summary: Mapping[str, Any], path: Path) -> bool:
 
 
 def verdict_rows(
-    loaded: ScreenInput, records: Mapping[str, CheckRecord], explained: bool = False
+    loaded: ScreenInput,
+    records: Mapping[str, CheckRecord],
+    explained: bool = False,
+    policy: GuardPolicy = DEFAULT_POLICY,
 ) -> list[dict[str, Any]]:
     """One plain row per input row that has a record, in input order, with both flag readings
     (and, when asked, the explanation of the verdict from the published policy)."""
@@ -226,7 +230,7 @@ def verdict_rows(
         row["flagged_strict"] = record.decided and record.flagged(Strictness.STRICT)
         row["flagged_loose"] = record.decided and record.flagged(Strictness.LOOSE)
         if explained:
-            row["explanation"] = explain(record).model_dump(mode="json")
+            row["explanation"] = explain(record, policy=policy).model_dump(mode="json")
         out.append(row)
     return out
 
@@ -251,18 +255,23 @@ async def screen(
     explained: bool = False,
     fresh: bool = False,
     progress: bool = False,
+    policy: GuardPolicy = DEFAULT_POLICY,
 ) -> ScreenResult:
     """Check every row of `loaded` that has no answer in `out_dir` yet, then write the outputs.
+
+    `policy` is the one the clients check against (it joins the run's identity and explains verdicts).
 
     Interrupting it (Ctrl-C) loses nothing that was logged: run it again to resume.
     """
     info, warnings = await common_server_info(clients)
     identity = {"input": str(loaded.path.resolve()), "kind": loaded.kind.value, "columns": loaded.columns}
+    if not policy.is_default:  # a resumed run must check against the same policy
+        identity["policy"] = policy.to_data()
     manifest = RunManifest(model=info.model, root=info.root, options={**options, **identity})
     with ResumableRun(out_dir, manifest, fresh=fresh) as run:
         stats = await run.run(clients, loaded.items, concurrency=concurrency, options=options, progress=progress)
         records = run.log.records
-        rows = verdict_rows(loaded, records, explained)
+        rows = verdict_rows(loaded, records, explained, policy)
         written = {"results": run.results_path, "verdicts": out_dir / VERDICTS_FILE}
         with written["verdicts"].open("w", encoding="utf-8") as handle:
             handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 from guard_client import _constants as defaults
 from guard_client._client import AsyncGuardClient
 from guard_client._errors import GuardError
+from guard_client._guard_policy import DEFAULT_POLICY, GuardPolicy, GuardPolicyError
 from guard_client._runner import RunSetupError
 from guard_client._screen import ScreenSetupError, screen
 from guard_client._screen_input import Columns, InputFormat, ScreenInputError, read_input
@@ -85,6 +86,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--timeout", type=float, default=defaults.DEFAULT_TIMEOUT, help="seconds per request")
     parser.add_argument(
+        "--policy",
+        type=Path,
+        metavar="FILE",
+        help="a guard_policy.yaml (or a directory holding one) to check against, usually with --model the adapter "
+        "trained on it; default: the model's published policy",
+    )
+    parser.add_argument(
         "--concurrency",
         type=int,
         default=DEFAULT_SCREEN_CONCURRENCY,
@@ -120,9 +128,10 @@ def run_screen(args: argparse.Namespace, out: TextIO, err: TextIO, make_client: 
         messages=args.messages_column,
     )
     try:
+        policy = None if args.policy is None else GuardPolicy.load(args.policy)
         fmt = InputFormat(args.format) if args.format else None
         loaded = read_input(args.input, fmt, columns, tuple(args.keep))
-    except ScreenInputError as exc:
+    except (ScreenInputError, GuardPolicyError) as exc:
         print(f"error: {exc}", file=err)
         return 2
     for problem in loaded.problems[:PRINTED_PROBLEMS]:
@@ -133,6 +142,8 @@ def run_screen(args: argparse.Namespace, out: TextIO, err: TextIO, make_client: 
     options |= {"chunk": args.chunk, "locate": args.locate}
     urls = args.url or [os.environ.get(defaults.ENV_URL)]
     kwargs: dict[str, Any] = {"api_key": args.api_key, "model": args.model, "timeout": args.timeout}
+    if policy is not None:
+        kwargs["policy"] = policy
 
     async def go() -> Any:
         clients = [make_client(url, **kwargs) for url in urls]
@@ -147,6 +158,7 @@ def run_screen(args: argparse.Namespace, out: TextIO, err: TextIO, make_client: 
                 explained=args.explain,
                 fresh=args.fresh,
                 progress=not args.no_progress,
+                policy=kwargs.get("policy", DEFAULT_POLICY),
             )
         finally:
             for client in clients:

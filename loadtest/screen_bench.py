@@ -24,9 +24,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
-from guard_client import AsyncGuardClient, screen_command
+from guard_client import AsyncGuardClient, CheckOptions, screen_command
 from loadtest.client_overhead import InstantHTTP
 
 
@@ -128,7 +128,7 @@ def screen_rate(urls: list[str], rows: list[str], concurrency: int, work: Path, 
     }
 
 
-def check_many_rate(url: str, rows: list[str], concurrency: int, **options: bool) -> float:
+def check_many_rate(url: str, rows: list[str], concurrency: int, **options: Unpack[CheckOptions]) -> float:
     async def run() -> float:
         async with AsyncGuardClient(url) as guard:
             await guard.server_info()

@@ -1,11 +1,12 @@
 """The one in-process fake of vLLM's HTTP API (an httpx.MockTransport handler) for the unit tests.
 
 It answers /v1/models, /tokenize (one token per word; the real ids of the verdict words),
-/v1/chat/completions (`reply` decides the text; with `logprobs`, the verdict token's too), and both
+/v1/chat/completions (`reply` decides the text; with `logprobs`, the verdict token's too), both
 verdict-first completions (the verdict token, greedy among `allowed_token_ids`, and the follow-up that
-continues `reply`), each with a `usage` block counted in the same one-token-per-word way. `down` makes
-every request a refused connection (a guard that is down). `served_over_http` puts the same fake (or
-any such handler) behind a real socket, for the async client's default aiohttp wire.
+continues `reply`) and a custom policy's completion (`reply` continued after the prompt's "Safety:"),
+each with a `usage` block counted in the same one-token-per-word way. `down` makes every request a
+refused connection (a guard that is down). `served_over_http` puts the same fake (or any such handler)
+behind a real socket, for the async client's default aiohttp wire.
 """
 
 from __future__ import annotations
@@ -74,10 +75,17 @@ class FakeVLLM:
                 choice["logprobs"] = {"content": self._chat_logprobs(text)}
             return httpx.Response(200, json={"choices": [choice], "usage": self.usage(prompt, text)})
         if path == "/v1/completions" and (body or {}).get("max_tokens") != 1:
-            # The verdict-first follow-up: continue `reply`'s answer after the prompt's "Categories:".
             answer = self.reply(body or {})
-            head, sep, rest = answer.partition("Categories:")
             prompt = (body or {}).get("prompt", "")
+            if prompt.endswith("Safety:"):
+                # A custom policy's full generation: continue `reply`'s answer after the prompt's "Safety:".
+                rest = answer.removeprefix("Safety:")
+                choice = {"text": rest, "finish_reason": "stop"}
+                if (body or {}).get("logprobs"):
+                    choice["logprobs"] = self._completion_logprobs(rest)
+                return httpx.Response(200, json={"choices": [choice], "usage": self.usage(prompt, rest)})
+            # The verdict-first follow-up: continue `reply`'s answer after the prompt's "Categories:".
+            head, sep, rest = answer.partition("Categories:")
             if not sep or not prompt.endswith(head + sep):
                 return httpx.Response(400, json={"error": {"message": "follow-up does not continue the answer"}})
             return httpx.Response(
@@ -110,6 +118,13 @@ class FakeVLLM:
         chosen = f"token_id:{VERDICT_IDS[word]}"
         logprob = math.log(self.verdict_probs[word])
         return [*head, {"token": chosen, "bytes": list(f" {word}".encode()), "logprob": logprob, "top_logprobs": top}]
+
+    def _completion_logprobs(self, rest: str) -> dict[str, Any]:
+        """A completion's logprobs after "Safety:" (its first token is the verdict word's), with token ids."""
+        word = rest.split("\n")[0].strip()
+        top = {f"token_id:{VERDICT_IDS[w]}": math.log(p) for w, p in self.verdict_probs.items()}
+        chosen = f"token_id:{VERDICT_IDS[word]}"
+        return {"tokens": [chosen], "token_logprobs": [top[chosen]], "top_logprobs": [top], "text_offset": [0]}
 
     def _tokenize(self, body: dict[str, Any]) -> dict[str, Any]:
         prompt = body.get("prompt", "")
