@@ -4,7 +4,6 @@ answer. Scoring reuses `guard_eval`'s confusion counts (precision, recall, F1 an
 
 from __future__ import annotations
 
-import inspect
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -64,23 +63,14 @@ def score(rows: Sequence[LabelledRow], verdicts: Sequence[Verdict], policy: Tune
     }
 
 
-def client_renders_policy() -> bool:
-    """Whether this client takes a policy (part 1's `GuardClient(..., policy=...)`); before it, the server
-    renders with the model's own template and the eval says so."""
-    return "policy" in inspect.signature(GuardClient.__init__).parameters
-
-
-def check_rows(url: str, model: str, rows: Sequence[LabelledRow], policy: TunePolicy) -> list[Verdict]:
-    """Each row through the client exactly as a user would check it against `model` on `url`."""
-    kwargs: dict[str, Any] = {}
-    options: dict[str, Any] = {}
-    if client_renders_policy():
-        # The client then renders the policy's categories and builds the grammar from its names, so the server
-        # can only write this policy's labels (the random base answers at chance instead of not at all).
-        kwargs["policy"] = policy.policy
-        options["constrain"] = True
-    with GuardClient(url, model=model, timeout=300.0, on_error="raise", **kwargs) as client:
-        return client.check_many([list(r.messages) for r in rows], concurrency=EVAL_CONCURRENCY, **options)
+def check_rows(
+    url: str, model: str, rows: Sequence[LabelledRow], policy: TunePolicy, constrain: bool = True
+) -> list[Verdict]:
+    """Each row through the client exactly as a user checks it against `model` on `url`: the client renders the
+    policy's categories and, constrained, builds the grammar from its names, so the server can only write this
+    policy's labels (the random base then answers at chance instead of not at all)."""
+    with GuardClient(url, model=model, timeout=300.0, policy=policy.policy) as client:
+        return client.check_many([list(r.messages) for r in rows], concurrency=EVAL_CONCURRENCY, constrain=constrain)
 
 
 def serve_and_compare(
@@ -111,7 +101,6 @@ def compare(
     results: dict[str, Any] = {
         "url": url,
         "standin": info.is_standin,
-        "client_renders_policy": client_renders_policy(),
         "models": {"base": base_model, "adapter": adapter_model},
     }
     verdicts = {side: check_rows(url, name, rows, policy) for side, name in results["models"].items()}

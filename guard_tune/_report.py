@@ -33,8 +33,11 @@ def eval_markdown(evaluation: Mapping[str, Any]) -> list[str]:
     ]
     if evaluation.get("warning"):
         lines += ["", f"> **{evaluation['warning']}**"]
-    if not evaluation.get("client_renders_policy"):
-        lines += ["", "> The client rendered with the model's own category list (no policy-aware renderer yet)."]
+    lines += [
+        "",
+        "Each check as `GuardClient(url, model=..., policy=...)` sends it: the client's render of the policy, "
+        "constrained to the policy's grammar.",
+    ]
     lines += [
         "",
         *_table(

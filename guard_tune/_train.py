@@ -195,7 +195,7 @@ def load_lora_model(base_path: str, settings: TrainSettings, dtype: torch.dtype 
     set_seed(settings.seed)  # the LoRA A matrices are drawn here
     base: PreTrainedModel = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype or training_dtype())
     base.config.use_cache = False
-    return get_peft_model(base, settings.lora())  # type: ignore[arg-type,return-value]
+    return get_peft_model(base, settings.lora())
 
 
 def train(
