@@ -1,10 +1,11 @@
 """`make bench-tune`: what `guard tune` trains at on this machine, as a fraction of the machine's limit.
 
 (a) LoRA training throughput (examples/s, tokens/s) on the FULL stand-in (Qwen3Guard-Gen-0.6B's architecture,
-    random weights), bf16 weights as on a GPU, guard-length prompts of the shipped example; achieved FLOP/s
-    against the bf16 torch.matmul rate measured in the same run. FLOP model: LoRA training costs about
-    4 x non-embedding parameters x tokens (forward 2, the activation-gradient backward 2; frozen weights get no
-    weight gradient), plus the LM head on the answer positions only.
+    random weights) in the dtype `guard tune` trains in here (bf16 on a GPU, float32 on the CPU, where few CPUs
+    multiply bf16 natively), guard-length prompts of the shipped example; achieved FLOP/s against the bf16
+    torch.matmul rate measured in the same run, and against the rate of the dtype trained in. FLOP model: LoRA
+    training costs about 4 x non-embedding parameters x tokens (forward 2, the activation-gradient backward 2;
+    frozen weights get no weight gradient), plus the LM head on the answer positions only.
 (b) The head-only-where-needed loss against transformers' naive loss (full-vocabulary logits at every
     position): step time (forward + backward) of each on the same batches, side by side, ratio.
 
@@ -47,8 +48,25 @@ def _batches(variant: str, batch: int, count: int) -> tuple[Any, Any, list[dict[
         collate([{"input_ids": e.input_ids, "labels": e.labels} for e in examples[i * batch : (i + 1) * batch]])
         for i in range(count)
     ]
-    model = load_lora_model(str(base), TrainSettings(seed=0), dtype=torch.bfloat16)
+    model = load_lora_model(str(base), TrainSettings(seed=0))
     return torch, model, batches, shape
+
+
+def _matmul_limit(dtype: Any, shapes: list[tuple[int, int, int]], window_s: float = 1.0) -> float:
+    """GFLOP/s of torch.matmul in `dtype`: the best of three windows over `shapes` (as `measure_bf16_matmul`)."""
+    import torch
+
+    best = 0.0
+    for m, k, n in shapes:
+        a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+        torch.matmul(a, b)
+        for _ in range(3):
+            calls, began = 0, time.perf_counter()
+            while (elapsed := time.perf_counter() - began) < window_s or calls == 0:
+                torch.matmul(a, b)
+                calls += 1
+            best = max(best, 2 * m * k * n * calls / elapsed / 1e9)
+    return best
 
 
 def _step_seconds(torch: Any, model: Any, batches: list[dict[str, Any]], loss_of: Any) -> list[float]:
@@ -65,8 +83,14 @@ def _step_seconds(torch: Any, model: Any, batches: list[dict[str, Any]], loss_of
 
 def run(variant: str, batch: int, steps: int, naive_steps: int) -> dict[str, Any]:
     from guard_tune._examples import answer_loss, naive_loss
+    from guard_tune._train import training_dtype
 
-    limit = measure_bf16_matmul(matmul_shapes(_shape_of(variant)), kernels=["torch.matmul"])
+    shapes = matmul_shapes(_shape_of(variant))
+    limit = measure_bf16_matmul(shapes, kernels=["torch.matmul"])
+    trained_dtype = training_dtype()
+    own_limit = (
+        limit["limit_gflop_per_s"] if str(trained_dtype) == "torch.bfloat16" else _matmul_limit(trained_dtype, shapes)
+    )
     torch, model, batches, shape = _batches(variant, batch, steps + 1)
     warm, timed = batches[:1], batches[1:]
     _step_seconds(torch, model, warm, answer_loss)  # one-off costs: allocation, thread pools
@@ -84,8 +108,10 @@ def run(variant: str, batch: int, steps: int, naive_steps: int) -> dict[str, Any
     naive_mean = sum(naive) / len(naive)
     return {
         "benchmark": "bench-tune",
-        "model": f"stand-in {variant} (Qwen3 {shape.layers} layers, hidden {shape.hidden}, random weights), bf16, "
-        "LoRA rank 16 on all seven projections",
+        "model": f"stand-in {variant} (Qwen3 {shape.layers} layers, hidden {shape.hidden}, random weights), "
+        f"{str(trained_dtype).removeprefix('torch.')}, LoRA rank 16 on all seven projections",
+        "trained_dtype": str(trained_dtype).removeprefix("torch."),
+        "trained_dtype_limit_gflop_per_s": own_limit,
         "flop_model": "4 x non-embedding parameters x tokens + 4 x hidden x vocab x answer tokens (head-only)",
         "machine": {
             "cpu": platform.processor() or platform.machine(),
@@ -102,6 +128,7 @@ def run(variant: str, batch: int, steps: int, naive_steps: int) -> dict[str, Any
             "mean_prompt_tokens": sum(tokens) / (batch * len(head)),
             "achieved_gflop_per_s": achieved,
             "fraction_of_bf16_limit": achieved / limit["limit_gflop_per_s"],
+            "fraction_of_trained_dtype_limit": achieved / own_limit,
         },
         "head_only_vs_naive": {
             "steps_each": len(naive),
@@ -154,9 +181,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
     t, h = result["training"], result["head_only_vs_naive"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
-    left.bar(["achieved", "bf16 limit"], [t["achieved_gflop_per_s"], result["limit"]["limit_gflop_per_s"]])
+    left.bar(
+        ["achieved", "bf16 limit", f"{result['trained_dtype']} limit"],
+        [t["achieved_gflop_per_s"], result["limit"]["limit_gflop_per_s"], result["trained_dtype_limit_gflop_per_s"]],
+    )
     left.set_ylabel("GFLOP/s")
-    left.set_title(f"LoRA training: {t['fraction_of_bf16_limit']:.0%} of the limit")
+    left.set_title(f"LoRA training: {t['fraction_of_trained_dtype_limit']:.0%} of its dtype's limit")
     right.bar(["head only", "naive"], [h["head_only_step_s"], h["naive_step_s"]], color=["tab:green", "tab:red"])
     right.set_ylabel("seconds per step")
     right.set_title(f"loss head: {h['speedup']:.1f}x")
