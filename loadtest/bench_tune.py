@@ -154,10 +154,12 @@ def markdown(result: dict[str, Any]) -> str:
             f"Model: {result['model']}. Machine: {m['cpu']}, {m['cores']} cores, load average "
             f"{m['load_average'][0]:.1f} at the end. FLOP model: {result['flop_model']}.",
             "",
-            "| examples/s | tokens/s | achieved GFLOP/s | bf16 matmul limit GFLOP/s | fraction of limit |",
-            "|---|---|---|---|---|",
+            "| examples/s | tokens/s | achieved GFLOP/s | bf16 matmul limit | fraction | "
+            f"{result['trained_dtype']} matmul limit | fraction |",
+            "|---|---|---|---|---|---|---|",
             f"| {t['examples_per_s']:.2f} | {t['tokens_per_s']:.0f} | {t['achieved_gflop_per_s']:.1f} | "
-            f"{result['limit']['limit_gflop_per_s']:.1f} | {t['fraction_of_bf16_limit']:.0%} |",
+            f"{result['limit']['limit_gflop_per_s']:.1f} | {t['fraction_of_bf16_limit']:.0%} | "
+            f"{result['trained_dtype_limit_gflop_per_s']:.1f} | {t['fraction_of_trained_dtype_limit']:.0%} |",
             "",
             f"Batches of {t['batch']}, {t['steps']} timed steps, {t['mean_prompt_tokens']:.0f} tokens per example.",
             "",
