@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from guard_client import VERDICT_PREFIX, GuardMode, answer_max_tokens, parse_verdict
+from guard_client import VERDICT_PREFIX, GuardMode, GuardParseError, answer_max_tokens, parse_verdict
 from guard_tune import TuneConfig, load_policy, read_labelled, split, tune
 from guard_tune._evaluate import check_rows, compare, predicted_labels
 from tests.tune.conftest import example_rows, write_jsonl
@@ -74,7 +74,7 @@ def _peft_raw(tuned: dict[str, Any], tiny_base: str) -> list[str]:
 def _verdict(text: str, mode: GuardMode, policy: Any) -> tuple[str | None, list[str]]:
     try:
         verdict = parse_verdict(text, mode, policy=policy.policy)
-    except ValueError:
+    except GuardParseError:
         return None, []
     return (verdict.safety.value if verdict.safety else None), predicted_labels(verdict)
 
