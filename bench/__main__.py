@@ -21,6 +21,7 @@ BENCHMARKS = {
     "client": "the client's own cost: render + parse per verdict, check_many against an instant fake guard",
     "screen": "guard screen vs check_many; two replicas (one 4x slower) sharing one work queue",
     "locate": "extra checks and latency per flagged item with and without locate",
+    "tune": "guard tune's LoRA training throughput against the machine's matmul limit; head-only vs naive loss",
     "replicas": "stream windows on one replica and on two behind vllm-router: prefix-cache hits per routing policy",
     "gateway": "the gateway against the client direct, its own overhead, the verdict cache",
     "gateway-chat": "the guarded chat proxy: whole answers and streams, guarded vs unguarded",

@@ -229,6 +229,8 @@ __all__ = [
     "PolicyCategory",
     "Safety",
     "Scores",
+    "ScreenInput",
+    "ScreenInputError",
     "ServerInfo",
     "Span",
     "Strictness",
@@ -238,6 +240,7 @@ __all__ = [
     "locate",
     "parse_verdict",
     "prepare_input",
+    "read_input",
     "render_explanation",
     "render_guard_prompt",
 ]

@@ -32,10 +32,11 @@ from guard_client._labels import GuardMode, Strictness
 from guard_client._verdict import FailurePolicy, Verdict, parse_verdict
 from guard_client.conversation import conversation_view
 
-#: `guard NAME ...` commands of the applications beside the library: (package, help). The library lists them in
-#: `guard --help` and imports the package only when its command runs.
-APPLICATIONS: dict[str, tuple[str, str]] = {
-    "screen": ("guard_screen", "moderate a whole JSONL/CSV/Parquet dataset, resumably, across replicas"),
+#: `guard NAME ...` commands of the applications beside the library: (package, the extras it needs, help). The
+#: library lists them in `guard --help` and imports the package only when its command runs.
+APPLICATIONS: dict[str, tuple[str, str, str]] = {
+    "screen": ("guard_screen", "screen", "moderate a whole JSONL/CSV/Parquet dataset, resumably, across replicas"),
+    "tune": ("guard_tune", "tune,cpu", "fine-tune a LoRA adapter for a policy from labelled rows, and evaluate it"),
 }
 
 
@@ -222,20 +223,23 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--strictness", choices=[s.value for s in Strictness], default=Strictness.STRICT.value)
     parse.add_argument("--policy", metavar="FILE", help="read the labels against this guard_policy.yaml")
     parse.set_defaults(run=_parse)
-    for name, (_, help_text) in APPLICATIONS.items():
+    for name, (_, _, help_text) in APPLICATIONS.items():
         sub.add_parser(name, help=help_text, add_help=False)  # parsed by the application itself
     return parser
 
 
 def run_application(name: str, argv: list[str], out: TextIO, err: TextIO) -> int:
     """`guard NAME ARGV...` for a command an application provides: its `main(argv, out, err)`."""
-    package = APPLICATIONS[name][0]
+    package, extras = APPLICATIONS[name][:2]
     try:
         application = importlib.import_module(package)
     except ModuleNotFoundError as exc:
-        if exc.name != package:
-            raise
-        print(f"error: `guard {name}` needs the {package} package, which is not installed", file=err)
+        missing = exc.name or package
+        print(
+            f"error: `guard {name}` needs {missing}, which is not installed: "
+            f"pip install 'qwen3guard-serving[{extras}]'",
+            file=err,
+        )
         return 2
     return int(application.main(argv, out, err))
 

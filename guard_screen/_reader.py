@@ -80,6 +80,8 @@ class ScreenInput:
     items: list[WorkItem] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)
     rows: int = 0
+    #: Every column name any row has (what a caller may ask for as an optional column).
+    seen: frozenset[str] = frozenset()
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
@@ -170,9 +172,16 @@ def _check_item(row: dict[str, Any], kind: InputKind, cols: dict[str, str | None
 
 
 def read_input(
-    path: Path, fmt: InputFormat | None = None, columns: Columns = Columns(), meta_columns: tuple[str, ...] = ()
+    path: Path,
+    fmt: InputFormat | None = None,
+    columns: Columns = Columns(),
+    meta_columns: tuple[str, ...] = (),
+    optional_columns: tuple[str, ...] = (),
 ) -> ScreenInput:
-    """Read every row of `path`; explicit `columns` override the defaults and must exist."""
+    """Read every row of `path`; explicit `columns` override the defaults and must exist.
+
+    `meta_columns` must exist and are copied into each item's `meta`; `optional_columns` are copied
+    when the input has them (a caller checks `seen` for the ones it needs)."""
     path = Path(path)
     if not path.is_file():
         raise ScreenInputError(f"no input file at {path}")
@@ -203,7 +212,8 @@ def read_input(
     for name in meta_columns:
         if name not in seen:
             raise ScreenInputError(f"no column {name!r} (--keep) in the input; it has: {_list(seen)}")
-    loaded = ScreenInput(path, kind, chosen, rows=len(rows))
+    loaded = ScreenInput(path, kind, chosen, rows=len(rows), seen=frozenset(seen))
+    carried = (*meta_columns, *(name for name in optional_columns if name in seen and name not in meta_columns))
     first_row: dict[str, int] = {}
     for number, row in rows:
         if isinstance(row, str):
@@ -224,6 +234,6 @@ def read_input(
             loaded.problems.append(RowProblem(number, str(exc)))
             continue
         first_row[row_id] = number
-        meta = {"row": number, **{name: row.get(name) for name in meta_columns}}
+        meta = {"row": number, **{name: row.get(name) for name in carried}}
         loaded.items.append(WorkItem(row_id, item, meta))
     return loaded

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.conftest import REPO, repository_files
 
-PRODUCTS = {"guard_client", "guard_eval", "guard_gateway", "guard_screen"}
+PRODUCTS = {"guard_client", "guard_eval", "guard_gateway", "guard_screen", "guard_tune"}
 REPOSITORY_TOOLS = {"bench", "deploy", "loadtest", "reliability", "tests"}
 
 

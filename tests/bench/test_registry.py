@@ -67,6 +67,7 @@ def test_the_reports_live_beside_the_benchmarks() -> None:
         "bench_chat.md",
         "bench_gateway.md",
         "bench_replicas.md",
+        "bench_tune.md",
         "client_overhead.md",
         "locate.md",
         "screen_bench.md",
