@@ -95,6 +95,16 @@ class LaunchError(RuntimeError):
     """The server could not be started; the message says what to do."""
 
 
+def exited_during_startup(what: str, log_path: Path) -> Callable[[int], LaunchError]:
+    """The error for a server that exited before it was ready: its exit code and the last line of its log."""
+
+    def exited(code: int) -> LaunchError:
+        tail = log_path.read_text().strip().splitlines()[-1:] or ["no output"]
+        return LaunchError(f"{what} exited with code {code} during start-up ({tail[0][-300:]}); see {log_path}")
+
+    return exited
+
+
 def gpu_available() -> bool:
     """An NVIDIA GPU this process can use (nvidia-smi answers and lists one)."""
     if shutil.which("nvidia-smi") is None:
@@ -475,12 +485,7 @@ class GatewayServer:
 
     def _wait_ready(self) -> None:
         assert self._process is not None
-
-        def exited(code: int) -> LaunchError:
-            tail = self.log_path.read_text().strip().splitlines()[-1:] or ["no output"]
-            return LaunchError(
-                f"the gateway exited with code {code} during start-up ({tail[0][-300:]}); see {self.log_path}"
-            )
+        exited = exited_during_startup("the gateway", self.log_path)
 
         late = LaunchError(f"the gateway was not ready after {self.startup_timeout:.0f} s; see {self.log_path}")
         wait_until_answering(self._process, f"{self.url}/ready", self.startup_timeout, 0.5, exited, late)

@@ -22,6 +22,7 @@ from deploy.launcher import (
     LOG_DIR,
     GuardServer,
     LaunchError,
+    exited_during_startup,
     free_port,
     gpu_available,
     port_in_use,
@@ -186,12 +187,7 @@ class RouterServer:
 
     def _wait_ready(self) -> None:
         assert self._process is not None
-
-        def exited(code: int) -> LaunchError:
-            tail = self.log_path.read_text().strip().splitlines()[-1:] or ["no output"]
-            return LaunchError(
-                f"vllm-router exited with code {code} during start-up ({tail[0][-300:]}); see {self.log_path}"
-            )
+        exited = exited_during_startup("vllm-router", self.log_path)
 
         late = LaunchError(
             f"vllm-router did not report its replicas healthy after {self.startup_timeout:.0f} s; see {self.log_path}"

@@ -41,17 +41,11 @@ from guard_client import (
     render_guard_prompt,
     verdict_regex,
 )
+from tests.conftest import TEST_ADAPTER_POLICY
 
 P, R = GuardMode.PROMPT, GuardMode.RESPONSE
-ISSUE_EXAMPLE = """\
-name: acme
-categories:
-  - name: Competitor Mention
-    definition: Names or praises a competitor's product.
-  - name: Investment Advice
-    modes: [prompt]
-    openai: illicit
-"""
+#: The issue's example policy file, which the test adapter carries too.
+ISSUE_EXAMPLE = TEST_ADAPTER_POLICY
 ACME = GuardPolicy.from_yaml(ISSUE_EXAMPLE)
 CONVERSATIONS: list[list[dict[str, str]]] = [
     [{"role": "user", "content": "Is BrandX better than BrandY?"}],

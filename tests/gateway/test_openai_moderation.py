@@ -22,6 +22,7 @@ from guard_client import (
     parse_verdict,
 )
 from guard_gateway.openai_moderation import to_openai_moderation
+from tests.conftest import TEST_ADAPTER_POLICY
 
 
 def wire(verdict: Verdict, strictness: Strictness = Strictness.STRICT) -> dict[str, Any]:
@@ -83,17 +84,7 @@ def test_the_openai_sdk_parses_the_wire_form() -> None:
     assert set(body["results"][0]["categories"]) == set(OPENAI_CATEGORIES)
 
 
-ACME = GuardPolicy.from_yaml(
-    """\
-name: acme
-categories:
-  - name: Competitor Mention
-    definition: Names or praises a competitor's product.
-  - name: Investment Advice
-    modes: [prompt]
-    openai: illicit
-"""
-)
+ACME = GuardPolicy.from_yaml(TEST_ADAPTER_POLICY)
 
 
 def hits(result: dict[str, Any]) -> list[str]:
