@@ -95,14 +95,28 @@ class LaunchError(RuntimeError):
     """The server could not be started; the message says what to do."""
 
 
-def exited_during_startup(what: str, log_path: Path) -> Callable[[int], LaunchError]:
-    """The error for a server that exited before it was ready: its exit code and the last line of its log."""
+def start_logged(
+    command: list[str], what: str, log_path: Path, ready_url: str, timeout: float, late: str
+) -> subprocess.Popen[str]:
+    """Start `command` tied to the launcher (its output in `log_path`) and wait until `ready_url` answers. A
+    server that exits first is a `LaunchError` with the last line of its log, one not ready after `timeout`
+    seconds is `late`; either way, or on Ctrl-C, it is stopped before the error leaves."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log:
+        process = spawn_tied(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, cwd=REPO_ROOT
+        )
 
     def exited(code: int) -> LaunchError:
         tail = log_path.read_text().strip().splitlines()[-1:] or ["no output"]
         return LaunchError(f"{what} exited with code {code} during start-up ({tail[0][-300:]}); see {log_path}")
 
-    return exited
+    try:
+        wait_until_answering(process, ready_url, timeout, 0.5, exited, LaunchError(late))
+    except BaseException:
+        stop_process_group(process, 10.0)
+        raise
+    return process
 
 
 def gpu_available() -> bool:
@@ -466,29 +480,11 @@ class GatewayServer:
     def start(self) -> GatewayServer:
         if port_in_use(self.host, self.port):
             raise port_taken(self.port, "GATEWAY_PORT")
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("w") as log:
-            self._process = spawn_tied(
-                self.command(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                cwd=REPO_ROOT,
-            )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
+        late = f"the gateway was not ready after {self.startup_timeout:.0f} s; see {self.log_path}"
+        self._process = start_logged(
+            self.command(), "the gateway", self.log_path, f"{self.url}/ready", self.startup_timeout, late
+        )
         return self
-
-    def _wait_ready(self) -> None:
-        assert self._process is not None
-        exited = exited_during_startup("the gateway", self.log_path)
-
-        late = LaunchError(f"the gateway was not ready after {self.startup_timeout:.0f} s; see {self.log_path}")
-        wait_until_answering(self._process, f"{self.url}/ready", self.startup_timeout, 0.5, exited, late)
 
     def poll(self) -> int | None:
         return None if self._process is None else self._process.poll()

@@ -22,17 +22,14 @@ from deploy.launcher import (
     LOG_DIR,
     GuardServer,
     LaunchError,
-    exited_during_startup,
     free_port,
     gpu_available,
     port_in_use,
     port_taken,
-    spawn_tied,
+    start_logged,
     stop_process_group,
-    wait_until_answering,
 )
 from deploy.profiles import ServingProfile
-from deploy.standin import REPO_ROOT
 
 #: vllm-router 0.1.17's load-balancing policies (`vllm-router --help`). `consistent_hash` routes by the
 #: `X-Session-ID` header the gateway sends per conversation; `cache_aware` by the prompt's cached prefix.
@@ -172,27 +169,14 @@ class RouterServer:
         command = self.command()
         if port_in_use(self.host, self.port):
             raise port_taken(self.port, "PORT")
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("w") as log:
-            # Tied to the launcher like every replica: a SIGKILLed launcher leaves no router behind.
-            self._process = spawn_tied(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, cwd=REPO_ROOT
-            )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def _wait_ready(self) -> None:
-        assert self._process is not None
-        exited = exited_during_startup("vllm-router", self.log_path)
-
-        late = LaunchError(
+        late = (
             f"vllm-router did not report its replicas healthy after {self.startup_timeout:.0f} s; see {self.log_path}"
         )
-        wait_until_answering(self._process, f"{self.url}/health", self.startup_timeout, 0.5, exited, late)
+        # Tied to the launcher like every replica: a SIGKILLed launcher leaves no router behind.
+        self._process = start_logged(
+            command, "vllm-router", self.log_path, f"{self.url}/health", self.startup_timeout, late
+        )
+        return self
 
     @property
     def pid(self) -> int | None:
