@@ -113,6 +113,11 @@ def test_the_gateway_settings_import_without_the_web_stack() -> None:
     assert loaded_by(["guard_gateway.config"], (*WEB_STACK, "prometheus_client")) == []
 
 
+def test_the_chart_generator_imports_without_the_web_stack() -> None:
+    # It reads the gateway's settings and deploy's profiles only: rendering the chart needs no server.
+    assert loaded_by(["tools.helm_render"], WEB_STACK) == []
+
+
 def gateway_endpoints() -> list[str]:
     """The gateway's endpoint packages (as vLLM's entrypoints: `protocol`, `serving`, `api_router`)."""
     return sorted(path.parent.name for path in (REPO / "guard_gateway").glob("*/api_router.py"))
