@@ -415,7 +415,7 @@ def gateway_command(
     standin: bool = False,
 ) -> list[str]:
     """The gateway's command line after the interpreter: the one source for `make serve`, the
-    container image (`deploy/Dockerfile.gateway`) and the Helm chart (`python -m deploy.helm_render`).
+    container image (`deploy/Dockerfile.gateway`) and the Helm chart (`python -m tools.helm_render`).
     A flag left out (None) is taken from the configuration file or a `GUARD_GATEWAY_*` variable.
     A stand-in guard answers a verdict only under the grammar."""
     args = ["-m", "guard_gateway", "serve"]

@@ -98,11 +98,37 @@ def test_the_client_library_imports_nothing_platform_specific_at_import_time() -
     }
 
 
-def test_the_gateway_settings_import_without_the_web_stack() -> None:
-    code = (
-        "import sys, guard_gateway.config\n"
-        "web = ('fastapi', 'starlette', 'uvicorn', 'prometheus_client')\n"
-        "print(','.join(sorted(m for m in web if m in sys.modules)))"
-    )
+#: What only serving HTTP needs: the gateway's routers, middleware and server.
+WEB_STACK = ("fastapi", "starlette", "uvicorn")
+
+
+def loaded_by(modules: list[str], candidates: tuple[str, ...]) -> list[str]:
+    """Which of `candidates` (top-level packages) importing `modules` in a fresh interpreter loads."""
+    code = f"import sys, {', '.join(modules)}\nprint(','.join(sorted(m for m in {candidates!r} if m in sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == ""
+    return [name for name in out.stdout.strip().split(",") if name]
+
+
+def test_the_gateway_settings_import_without_the_web_stack() -> None:
+    assert loaded_by(["guard_gateway.config"], (*WEB_STACK, "prometheus_client")) == []
+
+
+def test_the_chart_generator_imports_without_the_web_stack() -> None:
+    # It reads the gateway's settings and deploy's profiles only: rendering the chart needs no server.
+    assert loaded_by(["tools.helm_render"], WEB_STACK) == []
+
+
+def gateway_endpoints() -> list[str]:
+    """The gateway's endpoint packages (as vLLM's entrypoints: `protocol`, `serving`, `api_router`)."""
+    return sorted(path.parent.name for path in (REPO / "guard_gateway").glob("*/api_router.py"))
+
+
+def test_every_endpoint_serving_layer_imports_without_the_web_stack() -> None:
+    # Serving returns results or async iterators; only the endpoint's router builds HTTP responses.
+    endpoints = gateway_endpoints()
+    assert {"chat", "checks", "litellm", "moderations"} <= set(endpoints)
+    assert loaded_by([f"guard_gateway.{name}.serving" for name in endpoints], WEB_STACK) == []
+
+
+def test_the_loader_sees_the_web_stack() -> None:
+    assert {"fastapi", "starlette"} <= set(loaded_by(["guard_gateway.chat.api_router"], WEB_STACK))

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tests.conftest import REPO
-from tests.test_boundaries import python_files
+from tests.test_boundaries import gateway_endpoints, python_files
 
 
 def project_modules() -> dict[str, Path]:
@@ -130,6 +130,27 @@ def test_nothing_outside_tests_imports_from_tests() -> None:
         if target == "tests" or target.startswith("tests.")
     )
     assert offenders == []
+
+
+def endpoint_of(module: str, endpoints: set[str]) -> str | None:
+    """The gateway endpoint package `module` belongs to, if any."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "guard_gateway" and parts[1] in endpoints else None
+
+
+def test_no_gateway_endpoint_imports_another() -> None:
+    endpoints = set(gateway_endpoints())
+    assert {"chat", "checks", "litellm", "moderations"} <= endpoints
+    offenders = sorted(
+        f"{name} -> {target}"
+        for name, targets in import_graph().items()
+        if (own := endpoint_of(name, endpoints))
+        for target in targets
+        if endpoint_of(target, endpoints) not in (None, own)
+    )
+    assert offenders == []
+    assert endpoint_of("guard_gateway.checks.serving", endpoints) == "checks"
+    assert endpoint_of("guard_gateway.policy", endpoints) is None
 
 
 def _run(code: str) -> str:

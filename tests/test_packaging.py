@@ -11,7 +11,7 @@ from pathlib import Path
 from tests.conftest import REPO, repository_files
 
 PRODUCTS = {"guard_client", "guard_eval", "guard_gateway", "guard_screen", "guard_tune"}
-REPOSITORY_TOOLS = {"bench", "deploy", "loadtest", "reliability", "tests"}
+REPOSITORY_TOOLS = {"bench", "deploy", "loadtest", "reliability", "tests", "tools"}
 
 
 def test_the_wheel_installs_the_products_and_none_of_the_repository_tools(tmp_path: Path) -> None:

@@ -15,6 +15,9 @@ Streams: `streaming.StreamRail`.
 
 The upstream's own errors pass through with its status and body. The request body is forwarded as the
 client sent it: the rails read `messages`, `stream` and `n` and nothing else.
+
+`ChatService.create` returns what to answer (`WholeAnswer`, `UpstreamAnswer` or `StreamedAnswer`, the SSE frames
+as an async iterator); the router turns it into HTTP.
 """
 
 from __future__ import annotations
@@ -23,11 +26,11 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from starlette.responses import JSONResponse, Response
 
 from guard_client import SESSION_HEADER
 from guard_client.conversation import ConversationView, NonText
@@ -40,8 +43,8 @@ from guard_gateway.chat.protocol import (
     qwen3guard,
 )
 from guard_gateway.chat.settings import ChatSettings, InputMode
-from guard_gateway.chat.streaming import DisconnectAwareStream, StreamRail, sse
-from guard_gateway.chat.upstream import Upstream, UpstreamError, passthrough, returned_headers
+from guard_gateway.chat.streaming import StreamRail, sse
+from guard_gateway.chat.upstream import Upstream, UpstreamError, read_body, returned_headers
 from guard_gateway.errors import InvalidRequest
 from guard_gateway.guard import Guard, affinity_key, answer_of, view_of
 from guard_gateway.policy import Decision, Policy
@@ -49,6 +52,37 @@ from guard_gateway.policy import Decision, Policy
 INPUT = "chat_input"
 OUTPUT = "chat_output"
 PATH = "/chat/completions"
+
+
+@dataclass(frozen=True)
+class WholeAnswer:
+    """A whole chat completion after the output rail: the upstream's JSON with the rails' annotations."""
+
+    answer: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class UpstreamAnswer:
+    """The upstream's own answer other than 200, status and body as it sent them (its errors are its own, not
+    the guard's)."""
+
+    status_code: int
+    content: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StreamedAnswer:
+    """A stream whose first frame passed the rails: the SSE frames to send as they come, and `aclose`, which
+    ends the stream (the upstream request and pending checks) whether or not the frames were all read."""
+
+    frames: AsyncIterator[bytes]
+    headers: dict[str, str]
+    aclose: Callable[[], Awaitable[None]]
+
+
+ChatAnswer = WholeAnswer | UpstreamAnswer | StreamedAnswer
 
 
 class _Timer:
@@ -95,7 +129,7 @@ class ChatService:
         entry["qwen3guard"] = qwen3guard(decisions, self._policy.strictness)
         return entry
 
-    async def create(self, raw: bytes, incoming: Mapping[str, str]) -> Response:
+    async def create(self, raw: bytes, incoming: Mapping[str, str]) -> ChatAnswer:
         try:
             body = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -137,7 +171,9 @@ class ChatService:
             raise
         guard_headers = {"x-guard-input": header_value(decisions), "x-guard-ms": f"{timer.ms:.1f}"}
         if response.status_code != 200:
-            return await passthrough(response, {**guard_headers, "x-guard-output": "none"})
+            content = await read_body(response)
+            headers = {**returned_headers(response), **guard_headers, "x-guard-output": "none"}
+            return UpstreamAnswer(response.status_code, content, headers)
         annotation = self._prompt_annotation(decisions, view)
         return await self._whole(response, view, session, annotation, guard_headers, timer)
 
@@ -155,15 +191,12 @@ class ChatService:
         prompt_annotation: dict[str, Any] | None,
         guard_headers: dict[str, str],
         timer: _Timer,
-    ) -> Response:
+    ) -> WholeAnswer:
+        raw = await read_body(response)
         try:
-            answer = json.loads(await response.aread())
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"The upstream LLM's answer broke off: {exc!r}", code="upstream_disconnected") from None
+            answer = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise UpstreamError("The upstream LLM's answer is not JSON", code="upstream_bad_response") from None
-        finally:
-            await response.aclose()
         choices = answer.get("choices") if isinstance(answer, dict) else None
         if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
             raise UpstreamError("The upstream LLM's answer is not a chat completion", code="upstream_bad_response")
@@ -193,7 +226,7 @@ class ChatService:
             "x-guard-ms": f"{timer.ms:.1f}",
         }
         headers.pop("content-type", None)
-        return JSONResponse(answer, headers=headers)
+        return WholeAnswer(answer, headers)
 
     async def _stream(
         self,
@@ -202,7 +235,7 @@ class ChatService:
         session: str,
         checking: asyncio.Future[list[Decision]],
         timer: _Timer,
-    ) -> Response:
+    ) -> StreamedAnswer:
         async def check(answers: Sequence[tuple[int, str]]) -> list[Decision]:
             checks = [(view.with_answer(text), f"choices[{i}]") for i, text in answers]
             return await self._decide(checks, OUTPUT, session)
@@ -229,7 +262,7 @@ class ChatService:
         decisions = checking.result()
         guard_headers = {"x-guard-input": header_value(decisions), "x-guard-ms": f"{timer.ms:.1f}"}
 
-        async def body() -> Any:
+        async def body() -> AsyncIterator[bytes]:
             yield first
             async for frame in frames:
                 yield frame
@@ -239,7 +272,7 @@ class ChatService:
             "x-guard-output": f"in-stream; mode={self.settings.stream_mode.value}",
             "cache-control": "no-cache",
         }
-        return DisconnectAwareStream(body(), media_type="text/event-stream", headers=headers, on_close=frames.aclose)
+        return StreamedAnswer(body(), headers, frames.aclose)
 
 
 async def _abandon(task: asyncio.Future[Any] | None) -> None:

@@ -23,14 +23,11 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
 import httpx
-from starlette.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
 
 from guard_client.conversation import answer_text
 from guard_gateway.chat.protocol import annotates, filter_results, qwen3guard
@@ -288,33 +285,3 @@ class StreamRail:
                 self._opening.close()  # never awaited: the stream ended before its first frame
             await events.aclose()
             await self._response.aclose()
-
-
-class DisconnectAwareStream(StreamingResponse):
-    """A streaming response that notices a client leaving even while it has nothing to send (a held
-    stream can be silent for a check), whatever ASGI version the server speaks, and then closes the
-    frames (the upstream request and pending checks)."""
-
-    def __init__(
-        self, content: AsyncIterator[bytes], *, on_close: Callable[[], Awaitable[None]], **kwargs: Any
-    ) -> None:
-        super().__init__(content, **kwargs)
-        self._on_close = on_close
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            async with anyio.create_task_group() as group:
-
-                async def stream() -> None:
-                    with contextlib.suppress(OSError):
-                        await self.stream_response(send)
-                    group.cancel_scope.cancel()
-
-                group.start_soon(stream)
-                await self.listen_for_disconnect(receive)
-                group.cancel_scope.cancel()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self._on_close()
-        if self.background is not None:
-            await self.background()

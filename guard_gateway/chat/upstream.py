@@ -1,5 +1,5 @@
-"""The main LLM behind the chat proxy: one pooled HTTP client, the credentials it is sent, and the
-plain proxying of `GET /v1/models` and configured passthrough routes.
+"""The main LLM behind the chat proxy: one pooled HTTP client and the credentials it is sent, for the guarded
+chat completions and the plain proxying of `GET /v1/models` and configured passthrough routes.
 
 Credentials: the client's `Authorization` header is forwarded when `upstream.pass_client_key` is on and
 the gateway checks no keys of its own (with `auth.api_keys` set, that header holds the gateway's key, which
@@ -9,13 +9,11 @@ only: never to the guard, never logged (headers are not logged at all).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
-from starlette.background import BackgroundTask
-from starlette.responses import Response, StreamingResponse
 
 from guard_gateway.config import UpstreamSettings
 from guard_gateway.errors import GatewayError
@@ -128,27 +126,11 @@ def returned_headers(response: httpx.Response) -> dict[str, str]:
     return {name: response.headers[name] for name in RETURNED if name in response.headers}
 
 
-async def passthrough(response: httpx.Response, extra: Mapping[str, str] | None = None) -> Response:
-    """The upstream's own answer, status and body as it sent them (its errors are its own, not the guard's)."""
+async def read_body(response: httpx.Response) -> bytes:
+    """The upstream's whole answer as it sent it, the response closed; a read that broke off is an UpstreamError."""
     try:
-        body = await response.aread()
+        return await response.aread()
     except httpx.HTTPError as exc:
         raise UpstreamError(f"The upstream LLM's answer broke off: {exc!r}", code="upstream_disconnected") from None
     finally:
         await response.aclose()
-    return Response(body, status_code=response.status_code, headers={**returned_headers(response), **(extra or {})})
-
-
-def streamed(response: httpx.Response) -> StreamingResponse:
-    """Proxy an upstream response as it arrives (the unguarded passthrough routes)."""
-
-    async def body() -> AsyncIterator[bytes]:
-        async for chunk in response.aiter_bytes():  # decoded: content-encoding is not passed back
-            yield chunk
-
-    return StreamingResponse(
-        body(),
-        status_code=response.status_code,
-        headers=returned_headers(response),
-        background=BackgroundTask(response.aclose),
-    )

@@ -14,10 +14,10 @@ import pytest
 import yaml
 from chart_support import API_KEY, RELEASE, Manifest, Render, container, env, merge, only, pod_spec
 
-from deploy import helm_render
 from deploy.launcher import GATEWAY_CONFIG_PATH, gateway_container_command
 from guard_gateway.__main__ import build_parser
 from guard_gateway.config import GatewayConfig, load_config
+from tools import helm_render
 
 FULLNAME = f"{RELEASE}-qwen3guard"
 ON = {"gateway": {"enabled": True}}
@@ -202,11 +202,11 @@ def test_bad_gateway_values_are_refused_naming_the_field(
 
 
 def test_command_template_is_generated_from_the_launcher() -> None:
-    assert helm_render.GATEWAY_TPL.read_text() == helm_render.render_gateway_tpl(), "run `python -m deploy.helm_render`"
+    assert helm_render.GATEWAY_TPL.read_text() == helm_render.render_gateway_tpl(), "run `python -m tools.helm_render`"
 
 
 def test_config_schema_is_generated_from_the_gateway_config() -> None:
-    assert helm_render.SCHEMA.read_text() == helm_render.render_schema(), "run `python -m deploy.helm_render`"
+    assert helm_render.SCHEMA.read_text() == helm_render.render_schema(), "run `python -m tools.helm_render`"
 
 
 def test_every_example_config_validates_against_the_generated_schema(chart: helm.Chart) -> None:

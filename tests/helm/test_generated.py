@@ -7,9 +7,9 @@ import json
 import yaml
 from chart_support import CHART_DIR, EXAMPLE_DIR
 
-from deploy import helm_render
 from deploy.profiles import available_profiles
 from tests.conftest import pinned_version
+from tools import helm_render
 
 SCHEMA = json.loads((CHART_DIR / "values.schema.json").read_text())
 
@@ -20,13 +20,13 @@ def pinned_vllm() -> str:
 
 def test_profiles_template_is_generated_from_the_profiles() -> None:
     assert helm_render.PROFILES_TPL.read_text() == helm_render.render_profiles_tpl(), (
-        "run `python -m deploy.helm_render`"
+        "run `python -m tools.helm_render`"
     )
 
 
 def test_readme_values_table_is_generated_from_the_schema() -> None:
     readme = helm_render.README.read_text()
-    assert readme == helm_render.readme_with_table(readme), "run `python -m deploy.helm_render`"
+    assert readme == helm_render.readme_with_table(readme), "run `python -m tools.helm_render`"
 
 
 def test_check_mode_reports_in_step() -> None:
