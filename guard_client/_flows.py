@@ -327,13 +327,8 @@ class CheckFlows:
         step = max(1, int(window * (1 - CHUNK_OVERLAP)))
         starts = range(0, max(len(text) - window, 0) + step, step)
         windows = [text[s : s + window] for s in starts if s < len(text)]
-        single = Settings(
-            scores=settings.scores,
-            constrain=settings.constrain,
-            verdict_only=settings.verdict_only,
-            max_categories=settings.max_categories,
-            session=settings.session,
-        )
+        # Each window is checked as one input: not chunked or located again, and under the policy it carries.
+        single = replace(settings, chunk=False, locate=False, policy=None)
         flows = [
             self._check(prepare_input([*context, {"role": last["role"], "content": piece}], guard_input.policy), single)
             for piece in windows
