@@ -393,6 +393,24 @@ def _checked_answers(record: Path) -> list[str]:
     return answers
 
 
+def _kill_at_first_release(service: Service) -> Callable[[str], None]:
+    """A stream reader that kills `service` once the stream releases its first answer text (from a thread, so
+    the stream reads on)."""
+    killed = threading.Event()
+
+    def on_line(line: str) -> None:
+        if not killed.is_set() and _released([line]):
+            killed.set()
+            threading.Thread(target=service.kill, daemon=True).start()
+
+    return on_line
+
+
+def _ended_in_error(lines: list[str]) -> bool:
+    """The stream ended as a failed one must: an error event, then [DONE]."""
+    return bool(lines) and lines[-1] == "[DONE]" and any('"error"' in line for line in lines)
+
+
 def guard_killed_during_chat_stream(run: Run) -> None:
     with run.scenario(
         "guard killed during a guarded chat stream",
@@ -407,20 +425,13 @@ def guard_killed_during_chat_stream(run: Run) -> None:
             run.workdir, guard.url, upstream.url + "/v1", **{"chat.window_chars": "64", "cache.enabled": "false"}
         ).start()
         with run.services(guard, upstream, gateway):
-            killed = threading.Event()
-
-            def on_line(line: str) -> None:
-                if not killed.is_set() and _released([line]):
-                    killed.set()
-                    threading.Thread(target=guard.kill, daemon=True).start()
-
-            lines = _stream(gateway.url, "tell me a story", on_line)
+            lines = _stream(gateway.url, "tell me a story", _kill_at_first_release(guard))
             released = _released(lines)
             checked = _checked_answers(record)
             s.items = 1
             unchecked = bool(released) and not any(answer.startswith(released) for answer in checked)
             s.silent_safe = int(unchecked)
-            ended = bool(lines) and lines[-1] == "[DONE]" and any('"error"' in line for line in lines)
+            ended = _ended_in_error(lines)
             guard.start()
             again = _stream(gateway.url, "tell me another")
             s.recovered = bool(again) and again[-1] == "[DONE]" and not any('"error"' in x for x in again)
@@ -440,15 +451,8 @@ def upstream_killed_mid_stream(run: Run) -> None:
         upstream = fake_upstream(run.workdir, words=150, token_interval=0.02).start()
         gateway = InProcessGateway(run.workdir, guard.url, upstream.url + "/v1").start()
         with run.services(guard, upstream, gateway):
-            killed = threading.Event()
-
-            def on_line(line: str) -> None:
-                if not killed.is_set() and _released([line]):
-                    killed.set()
-                    threading.Thread(target=upstream.kill, daemon=True).start()
-
-            lines = _stream(gateway.url, "tell me a story", on_line)
-            ended = bool(lines) and lines[-1] == "[DONE]" and any('"error"' in line for line in lines)
+            lines = _stream(gateway.url, "tell me a story", _kill_at_first_release(upstream))
+            ended = _ended_in_error(lines)
             body = {"model": "main-llm", "messages": [{"role": "user", "content": "hello"}]}
             down = httpx.post(gateway.url + CHAT, json=body, timeout=30)
             run.record_http("gateway POST /v1/chat/completions", CHAT, down, s)
