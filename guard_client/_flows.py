@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias, TypedDict, TypeVar
 
 from guard_client._constants import CHUNK_OVERLAP, is_standin_model
@@ -137,19 +137,17 @@ class ServerInfo:
         return is_standin_model(self.root)
 
 
+@dataclass(eq=False)
 class CheckFlows:
     """The flows of one client: its model, failure policy and strictness, and what it learnt of the server."""
 
-    def __init__(
-        self, model: str, base_url: str, on_error: FailurePolicy, strictness: Strictness, min_verdict_mass: float
-    ) -> None:
-        self.model = model
-        self.base_url = base_url
-        self.on_error = on_error
-        self.strictness = strictness
-        self.min_verdict_mass = min_verdict_mass
-        self._info: ServerInfo | None = None
-        self._verdict_tokens: VerdictTokens | None = None
+    model: str
+    base_url: str
+    on_error: FailurePolicy
+    strictness: Strictness
+    min_verdict_mass: float
+    _info: ServerInfo | None = field(default=None, init=False, repr=False)
+    _verdict_tokens: VerdictTokens | None = field(default=None, init=False, repr=False)
 
     def server_info(self) -> Flow[ServerInfo]:
         if self._info is None:
