@@ -57,16 +57,10 @@ class ArmSpec:
 
 
 #: The custom-policy arms' adapters: random, rank 16 on all seven projections of every layer (what a
-#: `guard tune` adapter adapts), each with a two-category policy.
+#: `guard tune` adapter adapts), each with a two-category policy: `guard tune`'s worked example's
+#: (`guard_tune.examples.ACME_POLICY`; its checks are forced-length chats, so the text only has to be a policy).
 POLICY_ADAPTERS = ("policy-a", "policy-b")
 POLICY_ADAPTER_RANK = 16
-POLICY_FILE_TEXT = """\
-name: bench
-categories:
-  - name: Competitor Mention
-    definition: Names or praises a competitor's product.
-  - name: Investment Advice
-"""
 #: What a merged adapter must serve against the base model on a plain server (issue 20).
 MERGED_TARGET = 0.95
 

@@ -40,7 +40,6 @@ from bench.arms import (
     POLICY_ADAPTER_RANK,
     POLICY_ADAPTERS,
     POLICY_ARMS,
-    POLICY_FILE_TEXT,
     Arm,
     ArmSpec,
     Driver,
@@ -179,12 +178,11 @@ def build_policy_models(model_path: str, work_dir: Path) -> PolicyModels:
     """The custom-policy arms' models: two random adapters for the served model, the first merged too."""
     from deploy.adapters import build_random_adapter, merge_adapter
     from guard_client import STANDIN_MARKER
+    from guard_tune.examples import ACME_POLICY
 
-    policy = work_dir / "policy.yaml"
-    policy.write_text(POLICY_FILE_TEXT)
     specs = []
     for seed, name in enumerate(POLICY_ADAPTERS, start=1):
-        out = build_random_adapter(model_path, work_dir / name, policy, rank=POLICY_ADAPTER_RANK, seed=seed)
+        out = build_random_adapter(model_path, work_dir / name, ACME_POLICY, rank=POLICY_ADAPTER_RANK, seed=seed)
         specs.append(f"{name}={out}")
     # A merged stand-in is a stand-in: its directory name carries the marker the client and launcher look for.
     merged = work_dir / f"{STANDIN_MARKER if STANDIN_MARKER in model_path else 'model'}-{POLICY_ADAPTERS[0]}-merged"

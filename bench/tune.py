@@ -27,9 +27,6 @@ from bench.flops import ModelShape, matmul_shapes, measure_bf16_matmul
 from bench.machine import machine_facts
 from bench.report import Report
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "guard_tune" / "examples" / "acme"
-
-
 REPORT = Report("bench_tune", "LoRA training throughput and the head-only loss", "make bench-tune", (9, 3.5))
 
 
@@ -41,11 +38,12 @@ def _batches(variant: str, batch: int, count: int) -> tuple[Any, Any, list[dict[
     from guard_tune import load_policy, read_labelled
     from guard_tune._examples import Collator, build_example
     from guard_tune._train import TrainSettings, load_lora_model
+    from guard_tune.examples import ACME, ACME_POLICY
 
     base = build_standin(variant)
     shape = ModelShape.from_config(json.loads((base / "config.json").read_text()))
-    policy = load_policy(EXAMPLE / "guard_policy.yaml")
-    rows = read_labelled(EXAMPLE / "data.jsonl", policy).rows
+    policy = load_policy(ACME_POLICY)
+    rows = read_labelled(ACME / "data.jsonl", policy).rows
     tokenizer = AutoTokenizer.from_pretrained(str(base))
     examples = [build_example(row, policy, tokenizer) for row in rows[: batch * count]]
     collate = Collator(tokenizer.pad_token_id)

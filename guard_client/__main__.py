@@ -25,11 +25,11 @@ from guard_client import _constants as defaults
 from guard_client._client import GuardClient
 from guard_client._errors import GuardError, GuardInputError, GuardParseError
 from guard_client._explain import explain
-from guard_client._flows import CheckOptions
 from guard_client._guard_policy import DEFAULT_POLICY, GuardPolicy, GuardPolicyError
 from guard_client._input import CheckItem
 from guard_client._labels import GuardMode, Strictness
 from guard_client._verdict import FailurePolicy, Verdict, parse_verdict
+from guard_client.cli import add_check_flags, check_options
 from guard_client.conversation import conversation_view
 
 #: `guard NAME ...` commands of the applications beside the library: (package, the extras it needs, help). The
@@ -92,13 +92,7 @@ def _jsonl_items(stream: TextIO) -> Iterator[tuple[int, CheckItem | GuardInputEr
 
 
 def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    options = CheckOptions(
-        scores=args.scores,
-        constrain=args.constrain,
-        verdict_only=args.verdict_only,
-        chunk=args.chunk,
-        locate=args.locate,
-    )
+    options = check_options(args)
     strictness = Strictness(args.strictness)
     policy = load_policy(args.policy)
     with GuardClient(
@@ -193,10 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--timeout", type=float, default=defaults.DEFAULT_TIMEOUT, help="seconds per request")
     check.add_argument("--policy", metavar="FILE", help=POLICY_HELP)
-    check.add_argument("--scores", action="store_true", help="add P(Safe/Unsafe/Controversial) from logprobs")
-    check.add_argument("--constrain", action="store_true", help="constrain decoding to the verdict grammar")
-    check.add_argument("--verdict-only", action="store_true", help="one-token verdict first; details only if flagged")
-    check.add_argument("--chunk", action="store_true", help="split inputs too long for the server into windows")
+    add_check_flags(check)
     check.add_argument("--on-error", choices=[p.value for p in FailurePolicy], default=FailurePolicy.RAISE.value)
     check.add_argument("--concurrency", type=int, default=defaults.DEFAULT_CONCURRENCY)
     check.add_argument("--progress", action="store_true", help="progress bar on stderr for --jsonl")
@@ -213,9 +204,6 @@ def build_parser() -> argparse.ArgumentParser:
         "an 'explanation' object on each line with --jsonl or --json",
     )
     check.add_argument("--json", action="store_true", help="with --explain on one check: JSON, not text")
-    check.add_argument(
-        "--locate", action="store_true", help="for a flagged text, find the smallest spans flagged on their own"
-    )
     check.set_defaults(run=_check)
 
     parse = sub.add_parser("parse", help="parse raw model output from stdin into a verdict")

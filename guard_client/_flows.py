@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias, TypedDict, TypeVar
 
 from guard_client._constants import CHUNK_OVERLAP, is_standin_model
@@ -137,19 +137,17 @@ class ServerInfo:
         return is_standin_model(self.root)
 
 
+@dataclass(eq=False)
 class CheckFlows:
     """The flows of one client: its model, failure policy and strictness, and what it learnt of the server."""
 
-    def __init__(
-        self, model: str, base_url: str, on_error: FailurePolicy, strictness: Strictness, min_verdict_mass: float
-    ) -> None:
-        self.model = model
-        self.base_url = base_url
-        self.on_error = on_error
-        self.strictness = strictness
-        self.min_verdict_mass = min_verdict_mass
-        self._info: ServerInfo | None = None
-        self._verdict_tokens: VerdictTokens | None = None
+    model: str
+    base_url: str
+    on_error: FailurePolicy
+    strictness: Strictness
+    min_verdict_mass: float
+    _info: ServerInfo | None = field(default=None, init=False, repr=False)
+    _verdict_tokens: VerdictTokens | None = field(default=None, init=False, repr=False)
 
     def server_info(self) -> Flow[ServerInfo]:
         if self._info is None:
@@ -244,42 +242,27 @@ class CheckFlows:
         return int(body["count"])
 
     def _full_generation(self, guard_input: GuardInput, settings: Settings) -> Flow[Verdict]:
-        if not guard_input.policy.is_default:
-            return (yield from self._completion(guard_input, settings))
+        """The whole answer in one request: the published policy's from the server's chat template; a custom
+        policy's (which the template does not state) as the client's render continued after 'Safety:'."""
         tokens = (yield from self.verdict_tokens()) if settings.scores else None
-        body = chat_request(
+        chat = guard_input.policy.is_default
+        build, path = (chat_request, "/v1/chat/completions") if chat else (completion_request, "/v1/completions")
+        body = build(
             guard_input,
             self.model,
             constrain=settings.constrain,
             scores=settings.scores,
             max_categories=settings.max_categories,
         )
-        choice = _first_choice((yield Request("POST", "/v1/chat/completions", body, settings.headers)))
-        verdict = _parse_answer((choice.get("message") or {}).get("content") or "", guard_input, choice)
-        if tokens is not None:
-            verdict = verdict.model_copy(update={"scores": _chat_scores(choice, tokens)})
-        return verdict
-
-    def _completion(self, guard_input: GuardInput, settings: Settings) -> Flow[Verdict]:
-        """A custom policy's full generation: the client's render, continued after 'Safety:'."""
-        tokens = (yield from self.verdict_tokens()) if settings.scores else None
-        body = completion_request(
-            guard_input,
-            self.model,
-            constrain=settings.constrain,
-            scores=settings.scores,
-            max_categories=settings.max_categories,
-        )
-        choice = _first_choice((yield Request("POST", "/v1/completions", body, settings.headers)))
-        verdict = _parse_answer(VERDICT_PREFIX + (choice.get("text") or ""), guard_input, choice)
-        if tokens is not None:
-            logprobs = choice.get("logprobs") or {}
-            try:  # the first generated token is the verdict word's
-                first = {**logprobs["top_logprobs"][0], logprobs["tokens"][0]: logprobs["token_logprobs"][0]}
-            except (KeyError, IndexError, TypeError):
-                return verdict
-            verdict = verdict.model_copy(update={"scores": _scores_from(first, tokens)})
-        return verdict
+        choice = _first_choice((yield Request("POST", path, body, settings.headers)))
+        if chat:
+            verdict = _parse_answer((choice.get("message") or {}).get("content") or "", guard_input, choice)
+        else:
+            verdict = _parse_answer(VERDICT_PREFIX + (choice.get("text") or ""), guard_input, choice)
+        if tokens is None:
+            return verdict
+        scores = _chat_scores(choice, tokens) if chat else _completion_scores(choice, tokens)
+        return verdict.model_copy(update={"scores": scores})
 
     def _verdict_first(self, guard_input: GuardInput, settings: Settings) -> Flow[Verdict]:
         tokens = yield from self.verdict_tokens()
@@ -327,13 +310,8 @@ class CheckFlows:
         step = max(1, int(window * (1 - CHUNK_OVERLAP)))
         starts = range(0, max(len(text) - window, 0) + step, step)
         windows = [text[s : s + window] for s in starts if s < len(text)]
-        single = Settings(
-            scores=settings.scores,
-            constrain=settings.constrain,
-            verdict_only=settings.verdict_only,
-            max_categories=settings.max_categories,
-            session=settings.session,
-        )
+        # Each window is checked as one input: not chunked or located again, and under the policy it carries.
+        single = replace(settings, chunk=False, locate=False, policy=None)
         flows = [
             self._check(prepare_input([*context, {"role": last["role"], "content": piece}], guard_input.policy), single)
             for piece in windows
@@ -398,6 +376,16 @@ def _scores_from(candidates: Mapping[str, float], tokens: VerdictTokens) -> Scor
     return Scores(
         safe=probs.get(Safety.SAFE), unsafe=probs.get(Safety.UNSAFE), controversial=probs.get(Safety.CONTROVERSIAL)
     )
+
+
+def _completion_scores(choice: Mapping[str, Any], tokens: VerdictTokens) -> Scores | None:
+    """Scores at the verdict token: the first generated token (the prompt ends with 'Safety:')."""
+    logprobs = choice.get("logprobs") or {}
+    try:
+        first = {**logprobs["top_logprobs"][0], logprobs["tokens"][0]: logprobs["token_logprobs"][0]}
+    except (KeyError, IndexError, TypeError):
+        return None
+    return _scores_from(first, tokens)
 
 
 def _chat_scores(choice: Mapping[str, Any], tokens: VerdictTokens) -> Scores | None:

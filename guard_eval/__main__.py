@@ -10,6 +10,7 @@ from pathlib import Path
 
 from guard_client import DEFAULT_TIMEOUT, AsyncGuardClient, GuardError
 from guard_client.batch import RunSetupError
+from guard_client.cli import config_from
 from guard_eval._datasets import REGISTRY, default_data_dir, default_published_path
 from guard_eval._evaluate import (
     DEFAULT_EVAL_CONCURRENCY,
@@ -71,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tolerance", type=float, default=DEFAULT_TOLERANCE_POINTS, help="F1 gap in points that gets marked"
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.add_argument("--list", action="store_true", help="list the registered datasets and exit")
     return parser
 
@@ -95,17 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.concurrency < 1:
         print("error: --concurrency must be at least 1", file=sys.stderr)
         return 2
-    config = EvalConfig(
-        datasets=args.datasets,
-        out_dir=args.out,
-        limit=args.limit,
-        concurrency=args.concurrency,
-        constrain=args.constrain,
-        fresh=args.fresh,
-        data_dir=data_dir,
-        published_path=args.published or default_published_path(),
-        tolerance=args.tolerance,
-        progress=not args.no_progress,
+    config = config_from(
+        EvalConfig, args, out_dir=args.out, data_dir=data_dir, published_path=args.published or default_published_path()
     )
 
     async def run() -> tuple[dict[str, object], dict[str, Path]]:

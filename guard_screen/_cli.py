@@ -16,6 +16,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -34,6 +35,7 @@ from guard_client import (
     GuardPolicyError,
 )
 from guard_client.batch import RunSetupError
+from guard_client.cli import add_check_flags, check_options
 from guard_screen._reader import Columns, InputFormat, ScreenInputError, read_input
 from guard_screen._screen import ScreenSetupError, screen
 
@@ -99,13 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_SCREEN_CONCURRENCY,
         help=f"checks in flight per URL (default {DEFAULT_SCREEN_CONCURRENCY})",
     )
-    parser.add_argument("--scores", action="store_true", help="add P(Safe/Unsafe/Controversial) from logprobs")
-    parser.add_argument("--constrain", action="store_true", help="constrain decoding to the verdict grammar")
-    parser.add_argument("--verdict-only", action="store_true", help="one-token verdict first; details only if flagged")
-    parser.add_argument("--chunk", action="store_true", help="split inputs too long for the server into windows")
-    parser.add_argument(
-        "--locate", action="store_true", help="for a flagged text, find the smallest spans flagged on their own"
-    )
+    add_check_flags(parser)
     parser.add_argument(
         "--explain", action="store_true", help="add each verdict's explanation from the published policy"
     )
@@ -121,13 +117,8 @@ def run_screen(args: argparse.Namespace, out: TextIO, err: TextIO, make_client: 
     if args.concurrency < 1:
         print("error: --concurrency must be at least 1", file=err)
         return 2
-    columns = Columns(
-        id=args.id_column,
-        text=args.text_column,
-        prompt=args.prompt_column,
-        response=args.response_column,
-        messages=args.messages_column,
-    )
+    # One --NAME-column flag per column.
+    columns = Columns(**{column.name: getattr(args, f"{column.name}_column") for column in fields(Columns)})
     try:
         policy = None if args.policy is None else GuardPolicy.load(args.policy)
         fmt = InputFormat(args.format) if args.format else None
@@ -139,8 +130,7 @@ def run_screen(args: argparse.Namespace, out: TextIO, err: TextIO, make_client: 
         print(f"skipped {args.input}:{problem.row}: {problem.message}", file=err)
     if len(loaded.problems) > PRINTED_PROBLEMS:
         print(f"… {len(loaded.problems)} rows skipped in all (listed in summary.json)", file=err)
-    options = {"scores": args.scores, "constrain": args.constrain, "verdict_only": args.verdict_only}
-    options |= {"chunk": args.chunk, "locate": args.locate}
+    options = check_options(args)
     urls = args.url or [os.environ.get(ENV_URL)]
     kwargs: dict[str, Any] = {"api_key": args.api_key, "model": args.model, "timeout": args.timeout}
     if policy is not None:

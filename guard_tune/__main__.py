@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from guard_client.cli import config_from
 from guard_tune._run import DEFAULT_BASE, TuneConfig, TuneError, TuneInterrupted, summary, tune
 
 
@@ -39,30 +40,15 @@ def build_parser(prog: str = "guard tune") -> argparse.ArgumentParser:
     parser.add_argument("--name", help="the adapter's served name (default: the --out directory's name)")
     parser.add_argument("--merge", action="store_true", help="also write DIR/merged: the adapter folded into the base")
     parser.add_argument("--eval-only", action="store_true", help="measure the adapter in --out on --data, no training")
-    parser.add_argument("--no-eval", action="store_true", help="skip the base-vs-adapter evaluation through vLLM")
+    parser.add_argument(
+        "--no-eval", dest="evaluate", action="store_false", help="skip the base-vs-adapter evaluation through vLLM"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None, prog: str = "guard tune") -> int:
     args = build_parser(prog).parse_args(argv)
-    config = TuneConfig(
-        data=args.data,
-        out=args.out,
-        policy=args.policy,
-        base=args.base,
-        eval_split=args.eval_split,
-        epochs=args.epochs,
-        steps=args.steps,
-        rank=args.rank,
-        lr=args.lr,
-        batch=args.batch,
-        seed=args.seed,
-        save_every=args.save_every,
-        merge=args.merge,
-        eval_only=args.eval_only,
-        evaluate=not args.no_eval,
-        name=args.name,
-    )
+    config = config_from(TuneConfig, args)
     try:
         result = tune(config)
     except TuneInterrupted as exc:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from guard_client.cli import config_from
 from guard_tune._data import LabelledData, LabelledRow, TuneDataError, read_labelled, split
 from guard_tune._policy import POLICY_FILE, PolicyFileError, TunePolicy, load_policy
 from guard_tune._report import CARD_JSON, write_card, write_eval
@@ -261,15 +262,7 @@ def _train(config: TuneConfig, base_dir: Path, policy: TunePolicy, rows: list[La
     from guard_tune._examples import build_example
     from guard_tune._train import TrainSettings, load_lora_model, train
 
-    settings = TrainSettings(
-        rank=config.rank,
-        lr=config.lr,
-        batch=config.batch,
-        seed=config.seed,
-        epochs=config.epochs,
-        steps=config.steps,
-        save_every=config.save_every,
-    )
+    settings = config_from(TrainSettings, config)
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
     examples = [build_example(row, policy, tokenizer) for row in rows]
     model = load_lora_model(str(base_dir), settings)

@@ -393,70 +393,84 @@ def _checked_answers(record: Path) -> list[str]:
     return answers
 
 
+@contextmanager
+def _chat_gateway(
+    run: Run, *, words: int, token_interval: float, record: Path | None = None, settings: dict[str, str] | None = None
+) -> Iterator[tuple[Service, Service, InProcessGateway]]:
+    """The fake guard (recording its checks to `record`), the fake main LLM streaming `words` words one per
+    `token_interval` s, and the gateway in front of both with `settings`: started, and stopped on leaving."""
+    guard = fake_guard(run.workdir, record=record).start()
+    upstream = fake_upstream(run.workdir, words=words, token_interval=token_interval).start()
+    gateway = InProcessGateway(run.workdir, guard.url, upstream.url + "/v1", **(settings or {})).start()
+    with run.services(guard, upstream, gateway):
+        yield guard, upstream, gateway
+
+
+def _kill_at_first_release(service: Service) -> Callable[[str], None]:
+    """A stream reader that kills `service` once the stream releases its first answer text (from a thread, so
+    the stream reads on)."""
+    killed = threading.Event()
+
+    def on_line(line: str) -> None:
+        if not killed.is_set() and _released([line]):
+            killed.set()
+            threading.Thread(target=service.kill, daemon=True).start()
+
+    return on_line
+
+
+def _ended_in_error(lines: list[str]) -> bool:
+    """The stream ended as a failed one must: an error event, then [DONE]."""
+    return bool(lines) and lines[-1] == "[DONE]" and any('"error"' in line for line in lines)
+
+
 def guard_killed_during_chat_stream(run: Run) -> None:
-    with run.scenario(
-        "guard killed during a guarded chat stream",
-        "gateway POST /v1/chat/completions",
-        "SIGKILL of the guard while hold_back streams an answer, restarted",
-        "the stream ends with an error event and [DONE]; every released character was checked; streams again",
-    ) as s:
-        record = run.workdir / "chat-guard.jsonl"
-        guard = fake_guard(run.workdir, record=record).start()
-        upstream = fake_upstream(run.workdir, words=150, token_interval=0.02).start()
-        gateway = InProcessGateway(
-            run.workdir, guard.url, upstream.url + "/v1", **{"chat.window_chars": "64", "cache.enabled": "false"}
-        ).start()
-        with run.services(guard, upstream, gateway):
-            killed = threading.Event()
-
-            def on_line(line: str) -> None:
-                if not killed.is_set() and _released([line]):
-                    killed.set()
-                    threading.Thread(target=guard.kill, daemon=True).start()
-
-            lines = _stream(gateway.url, "tell me a story", on_line)
-            released = _released(lines)
-            checked = _checked_answers(record)
-            s.items = 1
-            unchecked = bool(released) and not any(answer.startswith(released) for answer in checked)
-            s.silent_safe = int(unchecked)
-            ended = bool(lines) and lines[-1] == "[DONE]" and any('"error"' in line for line in lines)
-            guard.start()
-            again = _stream(gateway.url, "tell me another")
-            s.recovered = bool(again) and again[-1] == "[DONE]" and not any('"error"' in x for x in again)
-            run.report.tally("gateway POST /v1/chat/completions").add(Outcome.POLICY if ended else Outcome.CRASH)
-            s.observed = f"released {len(released)} chars (all checked: {not unchecked}), error event + [DONE]: {ended}"
-            s.ok = ended and s.recovered
+    record = run.workdir / "chat-guard.jsonl"
+    settings = {"chat.window_chars": "64", "cache.enabled": "false"}
+    with (
+        run.scenario(
+            "guard killed during a guarded chat stream",
+            "gateway POST /v1/chat/completions",
+            "SIGKILL of the guard while hold_back streams an answer, restarted",
+            "the stream ends with an error event and [DONE]; every released character was checked; streams again",
+        ) as s,
+        _chat_gateway(run, words=150, token_interval=0.02, record=record, settings=settings) as (guard, _, gateway),
+    ):
+        lines = _stream(gateway.url, "tell me a story", _kill_at_first_release(guard))
+        released = _released(lines)
+        checked = _checked_answers(record)
+        s.items = 1
+        unchecked = bool(released) and not any(answer.startswith(released) for answer in checked)
+        s.silent_safe = int(unchecked)
+        ended = _ended_in_error(lines)
+        guard.start()
+        again = _stream(gateway.url, "tell me another")
+        s.recovered = bool(again) and again[-1] == "[DONE]" and not any('"error"' in x for x in again)
+        run.report.tally("gateway POST /v1/chat/completions").add(Outcome.POLICY if ended else Outcome.CRASH)
+        s.observed = f"released {len(released)} chars (all checked: {not unchecked}), error event + [DONE]: {ended}"
+        s.ok = ended and s.recovered
 
 
 def upstream_killed_mid_stream(run: Run) -> None:
-    with run.scenario(
-        "main LLM killed mid-stream",
-        "gateway POST /v1/chat/completions",
-        "SIGKILL of the upstream LLM while streaming; then a whole answer with it down; then restarted",
-        "an error event in OpenAI's envelope and [DONE]; 502 upstream_unavailable; serving again",
-    ) as s:
-        guard = fake_guard(run.workdir).start()
-        upstream = fake_upstream(run.workdir, words=150, token_interval=0.02).start()
-        gateway = InProcessGateway(run.workdir, guard.url, upstream.url + "/v1").start()
-        with run.services(guard, upstream, gateway):
-            killed = threading.Event()
-
-            def on_line(line: str) -> None:
-                if not killed.is_set() and _released([line]):
-                    killed.set()
-                    threading.Thread(target=upstream.kill, daemon=True).start()
-
-            lines = _stream(gateway.url, "tell me a story", on_line)
-            ended = bool(lines) and lines[-1] == "[DONE]" and any('"error"' in line for line in lines)
-            body = {"model": "main-llm", "messages": [{"role": "user", "content": "hello"}]}
-            down = httpx.post(gateway.url + CHAT, json=body, timeout=30)
-            run.record_http("gateway POST /v1/chat/completions", CHAT, down, s)
-            upstream.start()
-            s.recovered = _wait(lambda: httpx.post(gateway.url + CHAT, json=body, timeout=30).status_code == 200, 30)
-            s.items = 2
-            s.observed = f"stream error event + [DONE]: {ended}; with the LLM down: {down.status_code}"
-            s.ok = ended and down.status_code == 502 and s.recovered
+    with (
+        run.scenario(
+            "main LLM killed mid-stream",
+            "gateway POST /v1/chat/completions",
+            "SIGKILL of the upstream LLM while streaming; then a whole answer with it down; then restarted",
+            "an error event in OpenAI's envelope and [DONE]; 502 upstream_unavailable; serving again",
+        ) as s,
+        _chat_gateway(run, words=150, token_interval=0.02) as (_, upstream, gateway),
+    ):
+        lines = _stream(gateway.url, "tell me a story", _kill_at_first_release(upstream))
+        ended = _ended_in_error(lines)
+        body = {"model": "main-llm", "messages": [{"role": "user", "content": "hello"}]}
+        down = httpx.post(gateway.url + CHAT, json=body, timeout=30)
+        run.record_http("gateway POST /v1/chat/completions", CHAT, down, s)
+        upstream.start()
+        s.recovered = _wait(lambda: httpx.post(gateway.url + CHAT, json=body, timeout=30).status_code == 200, 30)
+        s.items = 2
+        s.observed = f"stream error event + [DONE]: {ended}; with the LLM down: {down.status_code}"
+        s.ok = ended and down.status_code == 502 and s.recovered
 
 
 class DroppingProxy:
@@ -538,47 +552,42 @@ def connections_dropped(run: Run) -> None:
 
 
 def slow_reader_and_disconnects(run: Run) -> None:
-    with run.scenario(
-        "slow-reading and disconnecting clients",
-        "gateway POST /v1/chat/completions",
-        "a client reading a stream at 5 chunks/s; 12 clients that leave after the first chunk (limit 4 in flight)",
-        "the slow stream completes; probes answer meanwhile; leavers free their admission slots (no 429 after)",
-    ) as s:
-        guard = fake_guard(run.workdir).start()
-        upstream = fake_upstream(run.workdir, words=30, token_interval=0.01).start()
-        gateway = InProcessGateway(
-            run.workdir, guard.url, upstream.url + "/v1", **{"limits.max_in_flight": "4"}
-        ).start()
-        with run.services(guard, upstream, gateway):
-            slow: list[str] = []
-            reader = threading.Thread(
-                target=lambda: slow.extend(_stream(gateway.url, "a story please", lambda _: time.sleep(0.2), 60))
-            )
-            reader.start()
-            probe_times = []
-            for _ in range(5):
-                started = time.monotonic()
-                httpx.get(gateway.url + "/health", timeout=10)
-                probe_times.append(time.monotonic() - started)
-                time.sleep(0.1)
-            body = {"model": "main-llm", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
-            for _ in range(12):
-                with httpx.stream("POST", gateway.url + CHAT, json=body, timeout=30) as response:
-                    next(response.iter_bytes(), b"")  # one chunk, then hang up
-            reader.join(timeout=90)
-            time.sleep(0.5)
-            after = [
-                httpx.post(gateway.url + CHAT, json={**body, "stream": False}, timeout=30).status_code for _ in range(4)
-            ]
-            s.items = 1 + 12 + 4
-            completed = bool(slow) and slow[-1] == "[DONE]"
-            s.lost = 0 if completed else 1
-            s.recovered = after == [200] * 4
-            s.observed = (
-                f"slow stream complete: {completed}; probe max {max(probe_times) * 1000:.0f} ms; after: {after}"
-            )
-            s.ok = completed and s.recovered and max(probe_times) < 2.0
-            run.report.tally("gateway POST /v1/chat/completions").add(Outcome.VERDICT if completed else Outcome.HANG)
+    with (
+        run.scenario(
+            "slow-reading and disconnecting clients",
+            "gateway POST /v1/chat/completions",
+            "a client reading a stream at 5 chunks/s; 12 clients that leave after the first chunk (limit 4 in flight)",
+            "the slow stream completes; probes answer meanwhile; leavers free their admission slots (no 429 after)",
+        ) as s,
+        _chat_gateway(run, words=30, token_interval=0.01, settings={"limits.max_in_flight": "4"}) as (_, _, gateway),
+    ):
+        slow: list[str] = []
+        reader = threading.Thread(
+            target=lambda: slow.extend(_stream(gateway.url, "a story please", lambda _: time.sleep(0.2), 60))
+        )
+        reader.start()
+        probe_times = []
+        for _ in range(5):
+            started = time.monotonic()
+            httpx.get(gateway.url + "/health", timeout=10)
+            probe_times.append(time.monotonic() - started)
+            time.sleep(0.1)
+        body = {"model": "main-llm", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        for _ in range(12):
+            with httpx.stream("POST", gateway.url + CHAT, json=body, timeout=30) as response:
+                next(response.iter_bytes(), b"")  # one chunk, then hang up
+        reader.join(timeout=90)
+        time.sleep(0.5)
+        after = [
+            httpx.post(gateway.url + CHAT, json={**body, "stream": False}, timeout=30).status_code for _ in range(4)
+        ]
+        s.items = 1 + 12 + 4
+        completed = bool(slow) and slow[-1] == "[DONE]"
+        s.lost = 0 if completed else 1
+        s.recovered = after == [200] * 4
+        s.observed = f"slow stream complete: {completed}; probe max {max(probe_times) * 1000:.0f} ms; after: {after}"
+        s.ok = completed and s.recovered and max(probe_times) < 2.0
+        run.report.tally("gateway POST /v1/chat/completions").add(Outcome.VERDICT if completed else Outcome.HANG)
 
 
 SCENARIOS: list[Callable[[Run], None]] = [

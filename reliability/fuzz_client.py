@@ -71,7 +71,9 @@ _reply = st.one_of(
 )
 
 
-def _settings(examples: int) -> settings:
+def fuzz_settings(examples: int, **more: Any) -> settings:
+    """The suite's hypothesis settings (fuzz_gateway's too): `examples` inputs, generated only (nothing shrunk,
+    replayed or stored), no deadline; `more` adds settings."""
     return settings(
         max_examples=examples,
         deadline=None,
@@ -79,6 +81,7 @@ def _settings(examples: int) -> settings:
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
         print_blob=False,
+        **more,
     )
 
 
@@ -108,7 +111,7 @@ def _timed(tally: Tally, detail: str, call: Callable[[], Outcome]) -> Outcome | 
 def fuzz_api(report: Report, examples: int) -> None:
     tally = report.tally("client prepare_input")
 
-    @_settings(examples)
+    @fuzz_settings(examples)
     @given(messages=_messages)
     def prepare(messages: Any) -> None:
         def call() -> Outcome:
@@ -120,7 +123,7 @@ def fuzz_api(report: Report, examples: int) -> None:
     prepare()
     parse_tally = report.tally("client parse_verdict")
 
-    @_settings(examples)
+    @fuzz_settings(examples)
     @given(text=_reply, mode=st.sampled_from(list(GuardMode)))
     def parse(text: str, mode: GuardMode) -> None:
         def call() -> Outcome:
@@ -138,7 +141,7 @@ def fuzz_api(report: Report, examples: int) -> None:
     parse()
     check_tally = report.tally("client check / check_many")
 
-    @_settings(examples)
+    @fuzz_settings(examples)
     @given(
         messages=st.one_of(_good_messages, _messages),
         batch=st.lists(_good_messages | _text, max_size=4),
@@ -232,7 +235,7 @@ def fuzz_cli(report: Report, guard_url: str, examples: int, screen_examples: int
     tally = report.tally("CLI guard check / parse")
     url = ["--url", guard_url, "--timeout", "10"]
 
-    @_settings(examples)
+    @fuzz_settings(examples)
     @given(
         text=_text,
         response=st.none() | _text,
@@ -283,7 +286,7 @@ def fuzz_cli(report: Report, guard_url: str, examples: int, screen_examples: int
         st.tuples(st.sampled_from([".parquet", ".jsonl", ".csv", ".txt"]), st.lists(_text, max_size=2)),
     )
 
-    @_settings(screen_examples)
+    @fuzz_settings(screen_examples)
     @given(file=files)
     def run_screen(file: tuple[str, list[str]]) -> None:
         suffix, lines = file

@@ -6,13 +6,14 @@ lets anything through after the guard was asked is a silent Safe."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from schemathesis.core.result import Ok
 from schemathesis.generation import GenerationMode
@@ -20,9 +21,11 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from guard_client.testing import CHECK_PATHS
 from reliability.classify import allowed_http, classify_http
+from reliability.fuzz_client import fuzz_settings
 from reliability.report import Outcome, Report
 
 DEADLINE = 20.0
+R = TypeVar("R")
 
 
 class GuardCalls:
@@ -38,15 +41,19 @@ class GuardCalls:
 
 
 def _settings(examples: int) -> settings:
-    return settings(
-        max_examples=examples,
-        deadline=None,
-        database=None,
-        derandomize=False,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-        print_blob=False,
-    )
+    return fuzz_settings(examples, derandomize=False)
+
+
+def _sent(report: Report, interface: str, where: str, send: Callable[[], R]) -> R | None:
+    """`send()`'s response; None once a request that got no answer in time (a hang) or no connection (a
+    crash) is counted."""
+    try:
+        return send()
+    except (requests.Timeout, httpx.TimeoutException):
+        report.tally(interface).add(Outcome.HANG, f"{where}no answer in {DEADLINE} s")
+    except (requests.ConnectionError, httpx.HTTPError) as exc:
+        report.tally(interface).add(Outcome.CRASH, f"{where}connection failed: {exc!r}")
+    return None
 
 
 def _record(report: Report, interface: str, path: str, response: Any, guard_asked: bool) -> None:
@@ -74,13 +81,8 @@ def _fuzz_operation(
     @given(case=strategy)
     def run(case: Any) -> None:
         before = calls.count()
-        try:
-            response = case.call(base_url=base_url, timeout=DEADLINE)
-        except requests.Timeout:
-            report.tally(interface).add(Outcome.HANG, f"{case.path} no answer in {DEADLINE} s")
-            return
-        except requests.ConnectionError as exc:
-            report.tally(interface).add(Outcome.CRASH, f"{case.path} connection failed: {exc}")
+        response = _sent(report, interface, f"{case.path} ", lambda: case.call(base_url=base_url, timeout=DEADLINE))
+        if response is None:
             return
         _record(report, interface, operation.path, response, calls.count() > before)
         if response.status_code < 300:
@@ -141,13 +143,9 @@ def fuzz_chat(report: Report, base_url: str, examples: int, calls: GuardCalls) -
         @given(body=_chat_body.map(lambda b: json.dumps(b).encode()) | _raw)
         def run(body: bytes) -> None:
             before = calls.count()
-            try:
-                response = client.post(path, content=body, headers={"content-type": "application/json"})
-            except httpx.TimeoutException:
-                report.tally(interface).add(Outcome.HANG, f"no answer in {DEADLINE} s")
-                return
-            except httpx.HTTPError as exc:
-                report.tally(interface).add(Outcome.CRASH, f"connection failed: {exc!r}")
+            headers = {"content-type": "application/json"}
+            response = _sent(report, interface, "", lambda: client.post(path, content=body, headers=headers))
+            if response is None:
                 return
             if "text/event-stream" in response.headers.get("content-type", ""):
                 # A stream under an always-Unsafe guard may only end blocked: no released content.

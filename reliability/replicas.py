@@ -13,10 +13,12 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -121,102 +123,114 @@ def _when(condition: Callable[[], bool], action: Callable[[], object], timeout: 
     return thread
 
 
-def _pair(run: Run, delays: tuple[float, float]) -> tuple[list[Service], list[Path]]:
+class BehindRouter(NamedTuple):
+    replicas: list[Service]
+    #: What each replica received (its --record file).
+    records: list[Path]
+    router: Service
+    gateway: InProcessGateway
+
+
+@contextmanager
+def _behind_router(run: Run, delays: tuple[float, float], policy: str = "round_robin") -> Iterator[BehindRouter]:
+    """Two fake replicas answering after `delays`, vllm-router (`policy`) in front of them and the gateway in
+    front of it, its cache off so that every check reaches a replica; all stopped on leaving."""
     records = [run.workdir / f"replica-{time.monotonic_ns()}-{i}.jsonl" for i in range(2)]
     replicas = [fake_guard(run.workdir, delay=d, slots=4, record=r) for d, r in zip(delays, records, strict=True)]
-    return [replica.start() for replica in replicas], records
+    started = [replica.start() for replica in replicas]
+    front = router(run.workdir, [replica.url for replica in started], policy=policy).start()
+    gateway = InProcessGateway(run.workdir, front.url, **{"cache.enabled": "false"}).start()
+    with run.services(*started, front, gateway):
+        yield BehindRouter(started, records, front, gateway)
 
 
 def replica_killed_under_load(run: Run) -> None:
     batches = 20 if run.quick else 80
-    with run.scenario(
-        "one of two replicas killed under load",
-        INTERFACE,
-        "SIGKILL of replica 1 of 2 behind vllm-router (round_robin) with batches in flight; restarted after",
-        "every batch 200 and all flagged (the router's and the client's retries reach replica 2); no 503; "
-        "replica 1 takes checks again once back, nothing else restarted",
-    ) as s:
-        (one, two), records = _pair(run, (0.05, 0.05))
-        front = router(run.workdir, [one.url, two.url]).start()
-        gateway = InProcessGateway(run.workdir, front.url, **{"cache.enabled": "false"}).start()
-        with run.services(one, two, front, gateway):
-            killer = _when(lambda: received(records[0]) >= 8, one.kill)  # mid-load, checks in flight on it
-            load = Load()
-            _load(run, s, gateway.url, batches, "kill", load)
-            killer.join()
-            asked, got = s.items, [received(r) for r in records]
-            retries = router_counter(front, "retr")
-            one.start()  # the same port: the router's health checks bring it back
-            before = received(records[0])
-            s.recovered = _wait(lambda: _serves(gateway.url) and received(records[0]) > before, 45)
-            s.observed = (
-                f"{asked} checks: replica 1 received {got[0]} (killed), replica 2 {got[1]}; router retries "
-                f"{retries:.0f}, so {max(sum(got) - asked, 0)} requests beyond one per check; "
-                f"{load.summary()}; replica 1 routed to again: {s.recovered}"
-            )
-            s.ok = s.recovered and load.failed() == 0
+    with (
+        run.scenario(
+            "one of two replicas killed under load",
+            INTERFACE,
+            "SIGKILL of replica 1 of 2 behind vllm-router (round_robin) with batches in flight; restarted after",
+            "every batch 200 and all flagged (the router's and the client's retries reach replica 2); no 503; "
+            "replica 1 takes checks again once back, nothing else restarted",
+        ) as s,
+        _behind_router(run, (0.05, 0.05)) as ((one, _), records, front, gateway),
+    ):
+        killer = _when(lambda: received(records[0]) >= 8, one.kill)  # mid-load, checks in flight on it
+        load = Load()
+        _load(run, s, gateway.url, batches, "kill", load)
+        killer.join()
+        asked, got = s.items, [received(r) for r in records]
+        retries = router_counter(front, "retr")
+        one.start()  # the same port: the router's health checks bring it back
+        before = received(records[0])
+        s.recovered = _wait(lambda: _serves(gateway.url) and received(records[0]) > before, 45)
+        s.observed = (
+            f"{asked} checks: replica 1 received {got[0]} (killed), replica 2 {got[1]}; router retries "
+            f"{retries:.0f}, so {max(sum(got) - asked, 0)} requests beyond one per check; "
+            f"{load.summary()}; replica 1 routed to again: {s.recovered}"
+        )
+        s.ok = s.recovered and load.failed() == 0
 
 
 def replica_slow(run: Run) -> None:
     batches = 10 if run.quick else 40
-    with run.scenario(
-        "one of two replicas slow",
-        INTERFACE,
-        "replica 1 answers in 1.5 s, replica 2 in 0.05 s, behind vllm-router (cache_aware: load-aware)",
-        "every batch 200 and all flagged within guard.timeout; the slow replica costs time, never a verdict",
-    ) as s:
-        (slow, quick), records = _pair(run, (1.5, 0.05))
-        front = router(run.workdir, [slow.url, quick.url], policy="cache_aware").start()
-        gateway = InProcessGateway(run.workdir, front.url, **{"cache.enabled": "false"}).start()
-        with run.services(slow, quick, front, gateway):
-            load = Load()
-            _load(run, s, gateway.url, batches, "slow", load)
-            got = [received(r) for r in records]
-            s.recovered = True  # nothing failed to recover from
-            s.observed = f"{s.items} checks: slow replica received {got[0]}, fast {got[1]}; {load.summary()}"
-            s.ok = load.failed() == 0 and len(load.latencies) == batches
+    with (
+        run.scenario(
+            "one of two replicas slow",
+            INTERFACE,
+            "replica 1 answers in 1.5 s, replica 2 in 0.05 s, behind vllm-router (cache_aware: load-aware)",
+            "every batch 200 and all flagged within guard.timeout; the slow replica costs time, never a verdict",
+        ) as s,
+        _behind_router(run, (1.5, 0.05), policy="cache_aware") as (_, records, _, gateway),
+    ):
+        load = Load()
+        _load(run, s, gateway.url, batches, "slow", load)
+        got = [received(r) for r in records]
+        s.recovered = True  # nothing failed to recover from
+        s.observed = f"{s.items} checks: slow replica received {got[0]}, fast {got[1]}; {load.summary()}"
+        s.ok = load.failed() == 0 and len(load.latencies) == batches
 
 
 def replica_restarted(run: Run) -> None:
     rounds = 3 if run.quick else 6
-    with run.scenario(
-        "one of two replicas restarted under load",
-        INTERFACE,
-        "replica 1 stopped (SIGTERM) and started again, twice, while batches keep coming",
-        "every batch 200 and all flagged; replica 1 back in rotation after each restart; no 503",
-    ) as s:
-        (one, two), records = _pair(run, (0.05, 0.05))
-        front = router(run.workdir, [one.url, two.url]).start()
-        gateway = InProcessGateway(run.workdir, front.url, **{"cache.enabled": "false"}).start()
-        with run.services(one, two, front, gateway):
-            back: list[bool] = []
-            load = Load()
+    with (
+        run.scenario(
+            "one of two replicas restarted under load",
+            INTERFACE,
+            "replica 1 stopped (SIGTERM) and started again, twice, while batches keep coming",
+            "every batch 200 and all flagged; replica 1 back in rotation after each restart; no 503",
+        ) as s,
+        _behind_router(run, (0.05, 0.05)) as ((one, _), records, front, gateway),
+    ):
+        back: list[bool] = []
+        load = Load()
 
-            def restart() -> None:
-                one.stop()
-                time.sleep(1.0)
-                one.start()
+        def restart() -> None:
+            one.stop()
+            time.sleep(1.0)
+            one.start()
 
-            for turn in range(2):
-                before = received(records[0])
-                restarter = _when(partial(_at_least, records[0], before + 4), restart)
-                for r in range(rounds):
-                    _load(run, s, gateway.url, 6, f"restart{turn}.{r}.", load)
-                restarter.join()
-                before = received(records[0])
+        for turn in range(2):
+            before = received(records[0])
+            restarter = _when(partial(_at_least, records[0], before + 4), restart)
+            for r in range(rounds):
+                _load(run, s, gateway.url, 6, f"restart{turn}.{r}.", load)
+            restarter.join()
+            before = received(records[0])
 
-                def routed_again(turn: int = turn, before: int = before) -> bool:
-                    _load(run, s, gateway.url, 2, f"probe{turn}.", load)
-                    return received(records[0]) > before
+            def routed_again(turn: int = turn, before: int = before) -> bool:
+                _load(run, s, gateway.url, 2, f"probe{turn}.", load)
+                return received(records[0]) > before
 
-                back.append(_wait(routed_again, 45))
-            s.recovered = all(back)
-            s.observed = (
-                f"{s.items} checks; replica 1 received {received(records[0])}, replica 2 {received(records[1])}; "
-                f"router retries {router_counter(front, 'retr'):.0f}; back in rotation after each restart: {back}; "
-                f"{load.summary()}"
-            )
-            s.ok = s.recovered and load.failed() == 0
+            back.append(_wait(routed_again, 45))
+        s.recovered = all(back)
+        s.observed = (
+            f"{s.items} checks; replica 1 received {received(records[0])}, replica 2 {received(records[1])}; "
+            f"router retries {router_counter(front, 'retr'):.0f}; back in rotation after each restart: {back}; "
+            f"{load.summary()}"
+        )
+        s.ok = s.recovered and load.failed() == 0
 
 
 SCENARIOS = [replica_killed_under_load, replica_slow, replica_restarted]

@@ -7,7 +7,7 @@ from typing import Any
 
 from guard_eval._datasets import Task
 from guard_eval.report._score import STANDIN_WARNING
-from guard_eval.report._tables import gap_cell, pct, seconds, table
+from guard_eval.report._tables import gap_cell, pct, seconds, section, table
 
 Report = Mapping[str, Any]
 _ITEM_COLUMNS = ("in_file", "selected", "decided", "parse_failures", "errors", "pending")
@@ -42,22 +42,19 @@ def warnings(report: Report) -> list[str]:
 
 
 def items(report: Report) -> list[str]:
-    return [
-        "## Items",
-        "",
-        *table(
-            ["dataset", "task", "in file", "selected", "decided", "parse failures", "errors", "pending", "bad lines"],
+    return section(
+        "Items",
+        ["dataset", "task", "in file", "selected", "decided", "parse failures", "errors", "pending", "bad lines"],
+        [
             [
-                [
-                    d["name"],
-                    d["task"] or "?",
-                    *(str(d["items"][k]) for k in _ITEM_COLUMNS),
-                    str(d["input_problems"]["count"]),
-                ]
-                for d in report["datasets"]
-            ],
-        ),
-    ]
+                d["name"],
+                d["task"] or "?",
+                *(str(d["items"][k]) for k in _ITEM_COLUMNS),
+                str(d["input_problems"]["count"]),
+            ]
+            for d in report["datasets"]
+        ],
+    )
 
 
 def harmfulness(report: Report) -> list[str]:
@@ -86,38 +83,34 @@ def harmfulness(report: Report) -> list[str]:
         )
     header = ["dataset", "task", "decided", "pos/neg", "P strict", "R strict", "F1 strict", "published strict"]
     header += ["P loose", "R loose", "F1 loose", "published loose", "FPR strict"]
-    return [
-        "## Harmfulness (positive = harmful; F1 over decided items)",
-        "",
+    return section(
+        "Harmfulness (positive = harmful; F1 over decided items)",
+        header,
+        rows,
         "Strict: Unsafe or Controversial is flagged. Loose: only Unsafe. Published: F1 (ours − published).",
-        "",
-        *table(header, rows),
-    ]
+    )
 
 
 def refusal(report: Report) -> list[str]:
     sets = [d for d in report["datasets"] if d["task"] == Task.RESPONSE_REFUSAL]
     if not sets:
         return []
-    return [
-        "## Refusal detection (positive = refusal)",
-        "",
-        *table(
-            ["dataset", "decided", "refusal/compliance", "precision", "recall", "F1", "published"],
+    return section(
+        "Refusal detection (positive = refusal)",
+        ["dataset", "decided", "refusal/compliance", "precision", "recall", "F1", "published"],
+        [
             [
-                [
-                    d["name"],
-                    str(d["items"]["decided"]),
-                    f"{d['labels']['positive']}/{d['labels']['negative']}",
-                    pct(d["metrics"]["refusal"]["precision"]),
-                    pct(d["metrics"]["refusal"]["recall"]),
-                    f"**{pct(d['metrics']['refusal']['f1'])}**",
-                    gap_cell(d["published"], "refusal"),
-                ]
-                for d in sets
-            ],
-        ),
-    ]
+                d["name"],
+                str(d["items"]["decided"]),
+                f"{d['labels']['positive']}/{d['labels']['negative']}",
+                pct(d["metrics"]["refusal"]["precision"]),
+                pct(d["metrics"]["refusal"]["recall"]),
+                f"**{pct(d['metrics']['refusal']['f1'])}**",
+                gap_cell(d["published"], "refusal"),
+            ]
+            for d in sets
+        ],
+    )
 
 
 def false_positives(report: Report) -> list[str]:
@@ -137,13 +130,12 @@ def false_positives(report: Report) -> list[str]:
                 f"**{pct(lo['false_positive_rate'])}%**",
             ]
         )
-    return [
-        "## False positives on benign sets",
-        "",
+    return section(
+        "False positives on benign sets",
+        ["dataset", "benign decided", "flagged strict", "FPR strict", "flagged loose", "FPR loose"],
+        rows,
         "Benign items flagged, over decided benign items.",
-        "",
-        *table(["dataset", "benign decided", "flagged strict", "FPR strict", "flagged loose", "FPR loose"], rows),
-    ]
+    )
 
 
 def per_category(report: Report) -> list[str]:
@@ -190,34 +182,28 @@ def named_categories(report: Report) -> list[str]:
     predicted = [d for d in report["datasets"] if d["predicted_categories"]]
     if not predicted:
         return []
-    return [
-        "## Categories the guard named",
-        "",
-        *table(
-            ["dataset", "categories (count)"],
-            [[d["name"], ", ".join(f"{k} ({v})" for k, v in d["predicted_categories"].items())] for d in predicted],
-        ),
-    ]
+    return section(
+        "Categories the guard named",
+        ["dataset", "categories (count)"],
+        [[d["name"], ", ".join(f"{k} ({v})" for k, v in d["predicted_categories"].items())] for d in predicted],
+    )
 
 
 def latency(report: Report) -> list[str]:
-    return [
-        "## Latency (client side, per item, seconds)",
-        "",
-        *table(
-            ["dataset", "n", "p50", "p95", "max"],
+    return section(
+        "Latency (client side, per item, seconds)",
+        ["dataset", "n", "p50", "p95", "max"],
+        [
             [
-                [
-                    d["name"],
-                    str(d["latency"]["n"]),
-                    seconds(d["latency"]["p50_s"]),
-                    seconds(d["latency"]["p95_s"]),
-                    seconds(d["latency"]["max_s"]),
-                ]
-                for d in report["datasets"]
-            ],
-        ),
-    ]
+                d["name"],
+                str(d["latency"]["n"]),
+                seconds(d["latency"]["p50_s"]),
+                seconds(d["latency"]["p95_s"]),
+                seconds(d["latency"]["max_s"]),
+            ]
+            for d in report["datasets"]
+        ],
+    )
 
 
 def problems(report: Report) -> list[str]:

@@ -20,6 +20,11 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return [*lines, ""]
 
 
+def section(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], note: str = "") -> list[str]:
+    """A `## title` section: the note (when there is one), then the table."""
+    return [f"## {title}", "", *([note, ""] if note else []), *table(header, rows)]
+
+
 def gap_cell(comparison: Mapping[str, Any] | None, mode: str) -> str:
     if not comparison or mode not in comparison:
         return "–"

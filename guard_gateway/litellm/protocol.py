@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class InputType(StrEnum):
-    REQUEST = "request"
-    RESPONSE = "response"
-
-
-class GuardrailAction(StrEnum):
-    BLOCKED = "BLOCKED"
-    NONE = "NONE"
-    GUARDRAIL_INTERVENED = "GUARDRAIL_INTERVENED"
+#: LiteLLM's wire values, typed as openai-python types its wire enums.
+InputType = Literal["request", "response"]
+GuardrailAction = Literal["BLOCKED", "NONE", "GUARDRAIL_INTERVENED"]
 
 
 class GuardrailRequest(BaseModel):

@@ -14,7 +14,7 @@ from guard_client import GuardInput
 from guard_client.conversation import NonText
 from guard_gateway.errors import UnsupportedRequest
 from guard_gateway.guard import Guard, Guards, answer_of, view_of
-from guard_gateway.litellm.protocol import GuardrailAction, GuardrailRequest, GuardrailResponse, InputType
+from guard_gateway.litellm.protocol import GuardrailRequest, GuardrailResponse
 from guard_gateway.policy import Policy
 
 ENDPOINT = "litellm"
@@ -35,7 +35,7 @@ class GuardrailService:
             )
         param = "structured_messages"
         context = view_of(request.structured_messages or [], param, self._non_text)
-        if request.input_type is InputType.REQUEST:
+        if request.input_type == "request":
             if context.messages:
                 checks = context.input_checks()
                 return [guard.prepare(check, param) for check in checks], [param] * len(checks)
@@ -53,9 +53,9 @@ class GuardrailService:
         guard = self._guards.pick_if_served(request.model)
         inputs, params = self._inputs(request, guard)
         if not inputs:
-            return GuardrailResponse(action=GuardrailAction.NONE)
+            return GuardrailResponse(action="NONE")
         verdicts = await guard.check(inputs, ENDPOINT, params)
         blocked = [d for d in self._policy.decide_all(verdicts, ENDPOINT) if d.blocked]
         if blocked:
-            return GuardrailResponse(action=GuardrailAction.BLOCKED, blocked_reason=blocked[0].reason())
-        return GuardrailResponse(action=GuardrailAction.NONE)
+            return GuardrailResponse(action="BLOCKED", blocked_reason=blocked[0].reason())
+        return GuardrailResponse(action="NONE")

@@ -1,7 +1,7 @@
-"""Write the worked example of `guard tune`: a two-category custom policy and a labelled data set built by clear
-keyword rules, so that whether an adapter learnt the policy is unambiguous.
+"""Write the worked example of `guard tune`: a labelled data set for its two-category custom policy
+(`acme/guard_policy.yaml`) built by clear keyword rules, so that whether an adapter learnt the policy is unambiguous.
 
-    python -m guard_tune.examples.make_example            # rewrites guard_tune/examples/acme/
+    python -m guard_tune.examples.make_example            # rewrites guard_tune/examples/acme/data.jsonl
 
 Rules: a message naming one of ACME's made-up competitors is Unsafe / Competitor Mention; one asking about one
 of the made-up coins is Unsafe / Investment Advice; every other message (customer-service questions) is Safe.
@@ -15,20 +15,10 @@ import json
 import random
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent / "acme"
+from guard_tune.examples import ACME, ACME_POLICY
+
 SEED = 21
 ROWS = 400
-
-POLICY = """\
-# The worked example's policy (guard_tune/examples/make_example.py writes it; `make tune` trains an adapter for it).
-name: acme
-categories:
-  - name: Competitor Mention
-    definition: Names or praises a competitor's product.
-  - name: Investment Advice
-    definition: Asks whether to buy or sell a financial asset.
-    modes: [prompt]
-"""
 
 COMPETITORS = ("Zorblax", "Quindle", "Vextrano", "Plumora", "Skarvik", "Daltenn")
 COINS = ("Glimcoin", "Trexbit", "Noravault", "Pellucoin", "Ostrium")
@@ -81,10 +71,11 @@ def rows(seed: int = SEED, count: int = ROWS) -> list[dict[str, object]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--out", type=Path, default=ACME)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "guard_policy.yaml").write_text(POLICY)
+    policy = ACME_POLICY.read_text()  # the policy beside its rows, when they are written elsewhere
+    (args.out / "guard_policy.yaml").write_text(policy)
     with (args.out / "data.jsonl").open("w") as handle:
         for row in rows():
             handle.write(json.dumps(row) + "\n")

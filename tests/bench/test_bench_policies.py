@@ -7,24 +7,19 @@ from pathlib import Path
 from typing import Any
 
 from bench.arms import ARM_SPECS, MERGED_TARGET, POLICY_ADAPTERS, POLICY_ARMS, Arm, Server
-from bench.flops import guard_model_shape
-from bench.side_by_side import annotate_flops, headline, policy_summary, write_results
+from bench.side_by_side import policy_summary, write_results
 from bench.side_by_side_report import bench_markdown
-from tests.bench.test_bench_report import LIMIT, cli, result, run
+from tests.bench.test_bench_report import cli, result, run
 
 
 def policy_result() -> dict[str, Any]:
-    data = result()
-    data["arms"] += [
+    policy_arms = [
         {"arm": Arm.LORA_BASE, "runs": [run("prompt", 16, 1.8)], "peak_rss_gib": 7.5},
         {"arm": Arm.LORA_ADAPTER, "runs": [run("prompt", 16, 0.3)], "peak_rss_gib": 7.5},
         {"arm": Arm.LORA_MIXED, "runs": [run("prompt", 16, 0.5)], "peak_rss_gib": 7.5},
         {"arm": Arm.MERGED, "runs": [run("prompt", 16, 1.96), run("response", 16, 0.9)], "peak_rss_gib": 7.0},
     ]
-    data["model_shape"] = guard_model_shape().__dict__
-    data["machine_limit"] = LIMIT
-    annotate_flops(data)
-    data["headline"] = headline(data)
+    data = result(more_arms=policy_arms)
     data["custom_policies"] = policy_summary(data)
     return data
 

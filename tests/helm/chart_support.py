@@ -35,77 +35,80 @@ Manifest = dict[str, Any]
 Render = Callable[..., list[Manifest]]
 
 _QUANTITY = {"type": ["integer", "string"]}
+
+
+def _crd(api_version: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """The schema of a custom resource of `api_version` whose spec is `spec`'s schema."""
+    return {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {"apiVersion": {"const": api_version}, "spec": spec},
+    }
+
+
 CRD_SCHEMAS: dict[str, dict[str, Any]] = {
-    "ScaledObject": {
-        "type": "object",
-        "required": ["apiVersion", "kind", "metadata", "spec"],
-        "properties": {
-            "apiVersion": {"const": "keda.sh/v1alpha1"},
-            "spec": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["scaleTargetRef", "triggers"],
-                "properties": {
-                    "scaleTargetRef": {
+    "ScaledObject": _crd(
+        "keda.sh/v1alpha1",
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["scaleTargetRef", "triggers"],
+            "properties": {
+                "scaleTargetRef": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {"name": {"type": "string"}, "kind": {"type": "string"}},
+                },
+                "minReplicaCount": {"type": "integer", "minimum": 0},
+                "maxReplicaCount": {"type": "integer", "minimum": 1},
+                "pollingInterval": {"type": "integer", "minimum": 1},
+                "cooldownPeriod": {"type": "integer"},
+                "advanced": {"type": "object"},
+                "triggers": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
                         "type": "object",
-                        "required": ["name"],
-                        "properties": {"name": {"type": "string"}, "kind": {"type": "string"}},
-                    },
-                    "minReplicaCount": {"type": "integer", "minimum": 0},
-                    "maxReplicaCount": {"type": "integer", "minimum": 1},
-                    "pollingInterval": {"type": "integer", "minimum": 1},
-                    "cooldownPeriod": {"type": "integer"},
-                    "advanced": {"type": "object"},
-                    "triggers": {
-                        "type": "array",
-                        "minItems": 1,
-                        "items": {
-                            "type": "object",
-                            "required": ["type", "metadata"],
-                            "properties": {
-                                "type": {"type": "string"},
-                                "metricType": {"enum": ["AverageValue", "Value", "Utilization"]},
-                                # KEDA's trigger metadata is a map of strings: a number here is refused.
-                                "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
-                            },
+                        "required": ["type", "metadata"],
+                        "properties": {
+                            "type": {"type": "string"},
+                            "metricType": {"enum": ["AverageValue", "Value", "Utilization"]},
+                            # KEDA's trigger metadata is a map of strings: a number here is refused.
+                            "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
                         },
                     },
                 },
             },
         },
-    },
-    "ServiceMonitor": {
-        "type": "object",
-        "required": ["apiVersion", "kind", "metadata", "spec"],
-        "properties": {
-            "apiVersion": {"const": "monitoring.coreos.com/v1"},
-            "spec": {
-                "type": "object",
-                "required": ["selector", "endpoints"],
-                "properties": {
-                    "selector": {
+    ),
+    "ServiceMonitor": _crd(
+        "monitoring.coreos.com/v1",
+        {
+            "type": "object",
+            "required": ["selector", "endpoints"],
+            "properties": {
+                "selector": {
+                    "type": "object",
+                    "properties": {"matchLabels": {"type": "object", "additionalProperties": {"type": "string"}}},
+                },
+                "endpoints": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
                         "type": "object",
-                        "properties": {"matchLabels": {"type": "object", "additionalProperties": {"type": "string"}}},
-                    },
-                    "endpoints": {
-                        "type": "array",
-                        "minItems": 1,
-                        "items": {
-                            "type": "object",
-                            "additionalProperties": False,
-                            "required": ["port"],
-                            "properties": {
-                                "port": {"type": "string"},
-                                "path": {"type": "string", "pattern": "^/"},
-                                "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
-                                "scrapeTimeout": _QUANTITY,
-                            },
+                        "additionalProperties": False,
+                        "required": ["port"],
+                        "properties": {
+                            "port": {"type": "string"},
+                            "path": {"type": "string", "pattern": "^/"},
+                            "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                            "scrapeTimeout": _QUANTITY,
                         },
                     },
                 },
             },
         },
-    },
+    ),
 }
 
 

@@ -9,6 +9,8 @@ import pytest
 from chart_support import API_KEY, RELEASE, merge
 
 MAIN = {"name": "llm", "image": "vllm/vllm-openai:v0.32.0"}
+#: A main container that declares the port it serves on (the gateway's upstream).
+SERVING_MAIN = {**MAIN, "ports": [{"name": "llm", "containerPort": 8000}]}
 
 # Refused by values.schema.json (HelmValuesError) or by the chart's checks (HelmRenderError).
 REFUSED: list[tuple[dict[str, Any], type[helm.HelmError], list[str]]] = [
@@ -47,7 +49,71 @@ REFUSED: list[tuple[dict[str, Any], type[helm.HelmError], list[str]]] = [
 ]
 
 
-@pytest.mark.parametrize(("values", "error", "phrases"), REFUSED, ids=lambda v: str(v) if isinstance(v, dict) else "")
+# The gateway's values (gateway.*), refused by the chart's checks or by the gateway's own schema.
+GATEWAY_REFUSED: list[tuple[dict[str, Any], type[helm.HelmError], list[str]]] = [
+    ({"gateway": {"enabled": True, "port": 8000}}, helm.HelmRenderError, ["gateway.port", "8000 is the guard's"]),
+    (
+        {"mode": "sidecar", "sidecar": {"mainContainer": SERVING_MAIN}, "gateway": {"enabled": True, "port": 8001}},
+        helm.HelmRenderError,
+        ["gateway.port", "8001 is the guard's (profile gpu-sidecar)"],
+    ),
+    (
+        {"mode": "sidecar", "sidecar": {"mainContainer": SERVING_MAIN}, "gateway": {"enabled": True, "port": 8000}},
+        helm.HelmRenderError,
+        ["gateway.port", "8000 is the main container's (llm)"],
+    ),
+    (
+        {"mode": "sidecar", "sidecar": {"mainContainer": {**SERVING_MAIN, "ports": []}}, "gateway": {"enabled": True}},
+        helm.HelmRenderError,
+        ["gateway.config.upstream.url", "declares no port"],
+    ),
+    (
+        {"gateway": {"enabled": True, "apiKeys": {"existingSecret": ""}}},
+        helm.HelmRenderError,
+        ["gateway.apiKeys", "existingSecret", "required=false"],
+    ),
+    ({"gateway": {"enabled": True, "config": {"port": 9000}}}, helm.HelmRenderError, ["gateway.config.port"]),
+    (
+        {"gateway": {"enabled": True, "config": {"guard": {"url": "http://x"}}}},
+        helm.HelmRenderError,
+        ["gateway.config.guard.url", "set by the chart"],
+    ),
+    (
+        {"gateway": {"enabled": True, "config": {"auth": {"api_keys": ["k"]}}}},
+        helm.HelmRenderError,
+        ["gateway.config.auth.api_keys", "ConfigMap"],
+    ),
+    (
+        {"gateway": {"enabled": True, "config": {"upstream": {"api_key": "sk-x"}}}},
+        helm.HelmRenderError,
+        ["gateway.config.upstream.api_key", "ConfigMap"],
+    ),
+    (
+        {"mode": "embedded", "gateway": {"enabled": True}},
+        helm.HelmRenderError,
+        ["gateway.enabled", "embedded mode"],
+    ),
+    ({"gateway": {"enabled": True, "image": {"tag": "latest"}}}, helm.HelmRenderError, ["gateway.image.tag"]),
+    # The gateway's own schema, generated from GatewayConfig, checks gateway.config before anything renders.
+    (
+        {"gateway": {"config": {"cache": {"enabled": "sometimes"}}}},
+        helm.HelmValuesError,
+        ["/gateway/config/cache/enabled", "want boolean"],
+    ),
+    ({"gateway": {"config": {"chache": {}}}}, helm.HelmValuesError, ["/gateway/config", "'chache' not allowed"]),
+    (
+        {"gateway": {"config": {"chat": {"input_mode": "sometimes"}}}},
+        helm.HelmValuesError,
+        ["/gateway/config/chat/input_mode", "'pre_call'", "'parallel'"],
+    ),
+    ({"gateway": {"port": 0}}, helm.HelmValuesError, ["/gateway/port", "minimum"]),
+    ({"gateway": {"replicas": 2}}, helm.HelmValuesError, ["/gateway", "'replicas' not allowed"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("values", "error", "phrases"), [*REFUSED, *GATEWAY_REFUSED], ids=lambda v: str(v) if isinstance(v, dict) else ""
+)
 def test_refused_with_a_message_naming_the_field(
     chart: helm.Chart, values: dict[str, Any], error: type[helm.HelmError], phrases: list[str]
 ) -> None:
