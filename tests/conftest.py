@@ -1,4 +1,5 @@
-"""Shared fixtures. End-to-end tests get one real vLLM server (CPU build, tiny stand-in) per session."""
+"""Shared fixtures. End-to-end tests get one real vLLM server (CPU build, tiny stand-in) per session, and the
+adapter tests a second one with vLLM's multi-LoRA (see `lora_server`)."""
 
 from __future__ import annotations
 
@@ -42,15 +43,19 @@ def golden_cases() -> list[tuple[str, list[dict[str, str]], str]]:
     return [(name, case["messages"], (GOLDEN / name).read_text()) for name, case in cases.items()]
 
 
+#: The fixtures that start a real vLLM server: a test that uses one is end-to-end.
+SERVER_FIXTURES = frozenset({"guard_server", "lora_server"})
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "guard_server" in getattr(item, "fixturenames", ()):
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
 
 
 #: The second name the session server answers to: the main LLM of the chat gateway's end-to-end tests.
 MAIN_LLM_NAME = "main-llm"
-#: The PEFT adapter the session server serves beside the base guard by vLLM's multi-LoRA: random weights
+#: The PEFT adapter the LoRA server serves beside the base guard by vLLM's multi-LoRA: random weights
 #: on the tiny stand-in (`deploy.adapters.build_random_adapter`, this seed), with this two-category policy.
 #: Seed 23 because its greedy answers name a category (Controversial, Investment Advice): with seeds 20-22 and
 #: 24-27 a random adapter answers every prompt alike, Safe or with no category, and a label test proves nothing.
@@ -65,6 +70,9 @@ categories:
     modes: [prompt]
     openai: illicit
 """
+#: The environment of every server the session starts (1 GiB of KV cache; dev mode adds POST
+#: /reset_prefix_cache, which the benchmark's runs use to start cold).
+SERVER_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_SERVER_DEV_MODE": "1"}
 
 
 @pytest.fixture(scope="session")
@@ -80,13 +88,12 @@ def test_adapter_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def guard_server(test_adapter_dir: Path) -> Iterator[object]:
-    """A real vLLM OpenAI server on the CPU serving the tiny stand-in, on a free port, and the test adapter
-    beside it (`--enable-lora --lora-modules acme=...`).
+def guard_server() -> Iterator[object]:
+    """The session's vLLM server: a real vLLM OpenAI server on the CPU serving the tiny stand-in, on a free
+    port, as the guard (`qwen3guard`) and as the main LLM of the chat gateway's tests (`main-llm`).
 
-    Set GUARD_TEST_URL to reuse a server you started yourself (it must serve the tiny stand-in
-    as `qwen3guard` and `main-llm`, and the adapter `deploy.adapters.build_random_adapter` builds with
-    TEST_ADAPTER_SEED as `acme`).
+    Set GUARD_TEST_URL to reuse a server you started yourself (it must serve the tiny stand-in as
+    `qwen3guard` and `main-llm`).
     """
     from deploy.launcher import GuardServer, free_port
     from deploy.profiles import load_profile
@@ -100,10 +107,41 @@ def guard_server(test_adapter_dir: Path) -> Iterator[object]:
         model="standin:tiny",
         host="127.0.0.1",
         port=free_port(),
-        # Dev mode adds POST /reset_prefix_cache, which the benchmark's runs use to start cold.
-        env={"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_SERVER_DEV_MODE": "1"},
-        # The same server also plays the main LLM behind the chat gateway (tests/gateway/test_chat_e2e.py).
+        env=SERVER_ENV,
         extra_args=["--served-model-name", profile.served_model_name, MAIN_LLM_NAME],
+    )
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def lora_server(test_adapter_dir: Path) -> Iterator[object]:
+    """The same tiny stand-in served with vLLM's multi-LoRA (`--enable-lora`): the test adapter `acme` beside
+    the base guard, and room for the adapters a test loads while it runs (`/v1/load_lora_adapter`, which
+    `guard tune`'s end-to-end test uses for the adapter it has just trained). Started only when a test asks
+    for an adapter.
+
+    A server of its own, not the session server, because vLLM's CPU backend turns graph compilation off on a
+    server with LoRA enabled, for every request it serves: measured on the tiny stand-in with this suite's
+    traffic (400 checks, 16 in flight, 2 cores), 8.4 constrained checks/s without LoRA against 3.5/s with it,
+    which made the 2,000-row `guard screen` test alone take eight minutes.
+
+    Set GUARD_TEST_LORA_URL to reuse a server you started yourself (the tiny stand-in as `qwen3guard`, the
+    adapter `deploy.adapters.build_random_adapter` builds with TEST_ADAPTER_SEED as `acme`, and
+    VLLM_ALLOW_RUNTIME_LORA_UPDATING=True).
+    """
+    from deploy.launcher import GuardServer, free_port
+    from deploy.profiles import load_profile
+
+    if os.environ.get("GUARD_TEST_LORA_URL"):
+        yield _External(os.environ["GUARD_TEST_LORA_URL"])
+        return
+    server = GuardServer(
+        load_profile("cpu"),
+        model="standin:tiny",
+        host="127.0.0.1",
+        port=free_port(),
+        env={**SERVER_ENV, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"},
         adapter_specs=[f"{TEST_ADAPTER}={test_adapter_dir}"],
     )
     with server:
@@ -118,3 +156,8 @@ class _External:
 @pytest.fixture(scope="session")
 def guard_url(guard_server: object) -> str:
     return str(guard_server.url)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def lora_url(lora_server: object) -> str:
+    return str(lora_server.url)  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
 """A PEFT adapter served by vLLM's multi-LoRA beside the base guard answers what transformers + peft answer
-with the same adapter, token for token, and not what the base model answers (the session server serves the
-random test adapter of tests/conftest.py on the tiny stand-in)."""
+with the same adapter, token for token, and not what the base model answers (the LoRA server of tests/conftest.py
+serves its random test adapter on the tiny stand-in)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def _greedy(torch: Any, model: Any, prompt_ids: list[int]) -> list[int]:
     return out
 
 
-def test_vllm_serves_the_adapter_as_peft_computes_it(guard_url: str, test_adapter_dir: Path, reference: Any) -> None:
+def test_vllm_serves_the_adapter_as_peft_computes_it(lora_url: str, test_adapter_dir: Path, reference: Any) -> None:
     torch, tokenizer, model, peft = reference
     prompts = [
         tokenizer(prepare_input(messages).prompt, add_special_tokens=False)["input_ids"] for messages in CONVERSATIONS
@@ -70,10 +70,10 @@ def test_vllm_serves_the_adapter_as_peft_computes_it(guard_url: str, test_adapte
     adapted = peft.PeftModel.from_pretrained(model, str(test_adapter_dir))
     adapter_answers = [_greedy(torch, adapted, ids) for ids in prompts]
 
-    served = httpx.get(f"{guard_url}/v1/models", timeout=10).json()["data"]
+    served = httpx.get(f"{lora_url}/v1/models", timeout=10).json()["data"]
     lora = next(entry for entry in served if entry["id"] == TEST_ADAPTER)
     assert lora["parent"] == DEFAULT_MODEL, "vLLM lists the adapter as a child of the base guard"
     for ids, expected_base, expected_adapter in zip(prompts, base_answers, adapter_answers, strict=True):
-        assert _vllm_tokens(guard_url, TEST_ADAPTER, ids) == expected_adapter
-        assert _vllm_tokens(guard_url, DEFAULT_MODEL, ids) == expected_base
+        assert _vllm_tokens(lora_url, TEST_ADAPTER, ids) == expected_adapter
+        assert _vllm_tokens(lora_url, DEFAULT_MODEL, ids) == expected_base
         assert expected_adapter != expected_base, "the random adapter must change the answer, or this proves nothing"

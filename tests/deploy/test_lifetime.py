@@ -17,6 +17,7 @@ import pytest
 
 from deploy.launcher import GatewayServer, LaunchError, free_port, spawn_tied, stop_process_group
 from tests.conftest import REPO
+from tests.deploy.test_replicas_e2e import LAUNCH_ONLY
 
 #: A stand-in launcher: starts a server group (a shell with a child of its own) and waits to be killed.
 LAUNCHER = (
@@ -107,7 +108,7 @@ def test_sigkill_to_deploy_serve_leaves_no_process_and_frees_both_ports() -> Non
     """`python -m deploy serve` on the tiny stand-in, killed with SIGKILL once both servers answer."""
     port, gateway_port = free_port(), free_port()
     command = [sys.executable, "-m", "deploy", "serve", "--model", "standin:tiny", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--gateway-port", str(gateway_port)]
+    command += ["--port", str(port), "--gateway-port", str(gateway_port), *LAUNCH_ONLY]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
     launcher = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     children: list[psutil.Process] = []

@@ -21,6 +21,10 @@ from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e
 
+#: vLLM without graph compilation: what these tests check is the launcher (start, routes, stop), and
+#: compiling costs each tiny replica about 30 s of start-up on 2 cores.
+LAUNCH_ONLY = ["--", "--enforce-eager"]
+
 
 def test_two_replicas_behind_the_router_serve_and_stop_cleanly() -> None:
     router_port, gateway_port = free_port(), free_port()
@@ -40,6 +44,7 @@ def test_two_replicas_behind_the_router_serve_and_stop_cleanly() -> None:
             "--host",
             "127.0.0.1",
             *ports,
+            *LAUNCH_ONLY,
         ],
         cwd=REPO,
         stdout=subprocess.PIPE,

@@ -17,10 +17,10 @@ pytestmark = pytest.mark.e2e
 TEXTS = [f"Is ACME's phone number {i} better than ours, and should I buy its shares?" for i in range(12)]
 
 
-def test_moderations_for_the_adapter_carry_only_its_policys_labels(guard_url: str, test_adapter_dir: Path) -> None:
+def test_moderations_for_the_adapter_carry_only_its_policys_labels(lora_url: str, test_adapter_dir: Path) -> None:
     policy = GuardPolicy.load(test_adapter_dir / POLICY_FILE)
     models = f"{{{TEST_ADAPTER}: {{policy: {test_adapter_dir / POLICY_FILE}}}}}"
-    with GatewayThread(**{"guard.url": guard_url, "models": models, "cache.enabled": "false"}) as gateway:
+    with GatewayThread(**{"guard.url": lora_url, "models": models, "cache.enabled": "false"}) as gateway:
         assert httpx.get(f"{gateway.url}/ready", timeout=30).status_code == 200
         adapter = httpx.post(f"{gateway.url}/v1/moderations", json={"model": TEST_ADAPTER, "input": TEXTS}, timeout=120)
         base = httpx.post(f"{gateway.url}/v1/moderations", json={"input": TEXTS}, timeout=120)

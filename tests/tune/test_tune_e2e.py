@@ -1,13 +1,14 @@
 """An adapter written by `guard tune`, served by vLLM's multi-LoRA beside the base, gives the verdicts
 transformers + peft give with it (greedy) on the held-out rows, through the client and the custom policy;
-the tune evaluation scores what the server answered. One vLLM server for the module (tiny stand-in)."""
+the tune evaluation scores what the server answered. The adapter is loaded into the session's LoRA server
+(tiny stand-in) while it runs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from guard_client import VERDICT_PREFIX, GuardMode, GuardParseError, answer_max_tokens, parse_verdict
@@ -32,21 +33,13 @@ def tuned(tmp_path_factory: pytest.TempPathFactory, policy_file: Path) -> dict[s
 
 
 @pytest.fixture(scope="module")
-def served(tuned: dict[str, Any], tiny_base: str) -> Iterator[str]:
-    """Our own server (the session's is started before this adapter exists): base plus the tuned adapter."""
-    from deploy.launcher import GuardServer, free_port
-    from deploy.profiles import load_profile
-
-    server = GuardServer(
-        load_profile("cpu"),
-        model=tiny_base,
-        host="127.0.0.1",
-        port=free_port(),
-        env={"VLLM_CPU_KVCACHE_SPACE": "1"},
-        adapter_specs=[f"{ADAPTER}={tuned['out']}"],
-    )
-    with server:
-        yield server.url
+def served(tuned: dict[str, Any], lora_url: str) -> str:
+    """The session's LoRA server with the tuned adapter loaded while it runs (vLLM's runtime LoRA loading,
+    which that server allows): the adapter did not exist when the server started."""
+    body = {"lora_name": ADAPTER, "lora_path": str(tuned["out"])}
+    reply = httpx.post(f"{lora_url}/v1/load_lora_adapter", json=body, timeout=120)
+    assert reply.status_code == 200, reply.text
+    return lora_url
 
 
 def _peft_raw(tuned: dict[str, Any], tiny_base: str) -> list[str]:
