@@ -22,8 +22,9 @@ class Guard:
     """A `GuardClient` or an `AsyncGuardClient` (its coroutines run to completion in one event loop) over a
     fake vLLM."""
 
-    #: The wire client's timeout unless a test sets one: the fake's stalls outlast it quickly.
-    WIRE_TIMEOUT = 0.5
+    #: The wire client's timeout unless a test sets one: the fake's stalls outlast it quickly, and an answer
+    #: on a busy 2-core machine does not (at 0.5 s a slow answer was retried, and a count of requests failed).
+    WIRE_TIMEOUT = 1.5
 
     def __init__(self, kind: str, handler: Handler, **kwargs: Any) -> None:
         self.kind = kind

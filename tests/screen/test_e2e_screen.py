@@ -12,6 +12,8 @@ from collections import Counter
 from pathlib import Path
 
 ROWS = 2000
+#: Every tenth row is a prompt and a response: both modes, without paying for 1,000 response checks.
+RESPONSE_EVERY = 10
 
 
 def _screen_process(args: list[str]) -> subprocess.Popen[str]:
@@ -30,7 +32,7 @@ def test_sigint_midway_then_resume_answers_every_row_once(guard_url: str, tmp_pa
     with source.open("w") as handle:
         for i in range(ROWS):
             row = {"id": f"row-{i}", "prompt": f"Question {i}: how do I bake bread?"}
-            if i % 2:
+            if i % RESPONSE_EVERY == 1:
                 row["response"] = f"Answer {i}: mix flour, water and yeast."
             handle.write(json.dumps(row) + "\n")
     out = tmp_path / "screened"
@@ -62,7 +64,11 @@ def test_sigint_midway_then_resume_answers_every_row_once(guard_url: str, tmp_pa
     verdicts = [json.loads(line) for line in (out / "verdicts.jsonl").read_text().splitlines()]
     assert [v["id"] for v in verdicts] == [f"row-{i}" for i in range(ROWS)]  # none lost, each once, in order
     assert all(v["safety"] in ("Safe", "Unsafe", "Controversial") for v in verdicts)  # constrained: all parse
-    assert {v["mode"] for v in verdicts[1::2]} == {"response"}
+    assert {v["mode"] for v in verdicts[1::RESPONSE_EVERY]} == {"response"}
+    assert Counter(v["mode"] for v in verdicts) == {
+        "response": ROWS // RESPONSE_EVERY,
+        "prompt": ROWS - ROWS // RESPONSE_EVERY,
+    }
     summary = json.loads((out / "summary.json").read_text())
     assert summary["rows"]["decided"] == ROWS
     assert summary["throughput"]["already_done"] == interrupted_at
