@@ -89,6 +89,13 @@ BENCH_FLAGS ?=
 bench: install
 	$(BIN)/python -m bench side-by-side --report-dir bench/reports $(BENCH_FLAGS)
 
+# The custom-policy arms alone (issue 20): the base model on a plain server against a LoRA server (base, one
+# adapter, base + two adapters mixed) and a merged adapter; the report goes to bench/reports/custom-policies/.
+POLICY_BENCH_FLAGS ?= --prompt-items 12 --response-items 12 --concurrency 4 --sweep 4
+bench-policies: install
+	$(BIN)/python -m bench side-by-side --arms tuned lora-base lora-adapter lora-mixed merged \
+		--report-dir bench/reports/custom-policies $(POLICY_BENCH_FLAGS)
+
 # guard screen vs AsyncGuardClient.check_many, and two fake replicas (one 4x slower) sharing one work queue.
 # Add a real server with SCREEN_BENCH_FLAGS="--url http://gpu-box:8000 --constrain".
 SCREEN_BENCH_FLAGS ?=

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -624,10 +624,16 @@ def decode_share_summary(runs: list[dict[str, Any]], concurrency: int) -> dict[s
     return summary
 
 
+#: The arms `make bench-policies` runs: the base model on a plain server and the custom-policy arms.
+POLICY_RUN = (Arm.TUNED, *POLICY_ARMS)
+
+
 def write_results(result: dict[str, Any], out_dir: Path) -> list[Path]:
     result["verdict_first_vs_full"] = verdict_first_vs_full(result)
     result["custom_policies"] = policy_summary(result)
-    return REPORT.write(out_dir, result, bench_markdown(result), lambda fig: draw_bench(result, fig))
+    ran = {entry["arm"] for entry in result["arms"]}
+    report = replace(REPORT, command="make bench-policies") if ran == set(POLICY_RUN) else REPORT
+    return report.write(out_dir, result, bench_markdown(result), lambda fig: draw_bench(result, fig))
 
 
 def default_out_dir() -> Path:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +39,33 @@ def repository_files(*patterns: str) -> list[Path]:
         check=True,
     ).stdout.splitlines()
     return [REPO / name for name in listed if (REPO / name).is_file()]
+
+
+def interruptible(module: str, args: list[str]) -> subprocess.Popen[str]:
+    """`python -m module args...` with SIGINT at its default: a shell that runs tests in the background
+    ignores SIGINT, and children inherit that."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def interrupt_after(proc: subprocess.Popen[str], results: Path, lines: int, timeout: float) -> str:
+    """Ctrl-C to `proc` once `results` holds `lines` lines; it must stop as an interrupted run that says how
+    to resume. Returns what `results` held after the stop."""
+    deadline = time.monotonic() + timeout
+    while not (results.exists() and results.read_text().count("\n") >= lines):
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, f"fewer than {lines} results in {timeout:.0f} s"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "rerun the same command to resume" in stderr
+    return results.read_text()
 
 
 def golden_cases() -> list[tuple[str, list[dict[str, str]], str]]:

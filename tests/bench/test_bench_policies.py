@@ -63,3 +63,12 @@ def test_no_policy_arms_no_section() -> None:
     data = result()
     assert policy_summary(data) == {}
     assert "## Custom policies" not in bench_markdown(data)
+
+
+def test_a_run_of_the_policy_arms_alone_names_its_own_command(tmp_path: Path) -> None:
+    data = policy_result()
+    write_results(data, tmp_path / "all")
+    assert "Measured by `make bench` on" in (tmp_path / "all" / "bench.md").read_text()
+    data["arms"] = [entry for entry in data["arms"] if entry["arm"] in {Arm.TUNED, *POLICY_ARMS}]
+    write_results(data, tmp_path / "policies")
+    assert "Measured by `make bench-policies` on" in (tmp_path / "policies" / "bench.md").read_text()

@@ -7,10 +7,6 @@ stand-in warning, and that an interrupted run resumes with every item counted ex
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -18,6 +14,7 @@ from typing import Any
 import pytest
 
 from guard_eval.__main__ import main
+from tests.conftest import interrupt_after, interruptible
 
 pytestmark = pytest.mark.e2e
 
@@ -69,23 +66,7 @@ def test_interrupted_run_resumes_with_every_item_counted_once(guard_url: str, tm
     results = out / "results.jsonl"
     args = ["--url", guard_url, "--datasets", "saferlhf", "jbb_benign", "--limit", "15", "--concurrency", "1"]
     args += ["--constrain", "--out", str(out), "--no-progress"]
-    # A shell that runs tests in the background ignores SIGINT, and children inherit that: restore it.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "guard_eval", *args],
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    deadline = time.monotonic() + 120
-    while not (results.exists() and results.read_text().count("\n") >= 3):
-        assert proc.poll() is None, proc.communicate()[1]
-        assert time.monotonic() < deadline, "no results within 120 s"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
-    assert "rerun the same command to resume" in stderr
-    before = results.read_text()
+    before = interrupt_after(interruptible("guard_eval", args), results, 3, timeout=120)
     first = _records(results)
     assert 3 <= len(first) < 30
 

@@ -4,27 +4,14 @@ SIGINT midway, resumed, and every row answered exactly once."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
+
+from tests.conftest import interrupt_after, interruptible
 
 ROWS = 2000
 #: Every tenth row is a prompt and a response: both modes, without paying for 1,000 response checks.
 RESPONSE_EVERY = 10
-
-
-def _screen_process(args: list[str]) -> subprocess.Popen[str]:
-    # A shell that runs tests in the background ignores SIGINT, and children inherit that: restore it.
-    return subprocess.Popen(
-        [sys.executable, "-m", "guard_client", "screen", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
 
 
 def test_sigint_midway_then_resume_answers_every_row_once(guard_url: str, tmp_path: Path) -> None:
@@ -39,21 +26,11 @@ def test_sigint_midway_then_resume_answers_every_row_once(guard_url: str, tmp_pa
     results = out / "results.jsonl"
     args = [str(source), "--out", str(out), "--url", guard_url, "--constrain", "--concurrency", "16", "--no-progress"]
 
-    proc = _screen_process(args)
-    deadline = time.monotonic() + 300
-    while not (results.exists() and results.read_text().count("\n") >= ROWS // 4):
-        assert proc.poll() is None, proc.communicate()[1]
-        assert time.monotonic() < deadline, "fewer than 500 rows in 300 s"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
-    assert "rerun the same command to resume" in stderr
-    before = results.read_text()
+    before = interrupt_after(interruptible("guard_client", ["screen", *args]), results, ROWS // 4, timeout=300)
     interrupted_at = before.count("\n")
     assert ROWS // 4 <= interrupted_at < ROWS
 
-    proc = _screen_process(args)
+    proc = interruptible("guard_client", ["screen", *args])
     _, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr
     assert "stand-in" in stderr  # random weights are always announced
