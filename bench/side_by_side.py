@@ -631,9 +631,17 @@ POLICY_RUN = (Arm.TUNED, *POLICY_ARMS)
 def write_results(result: dict[str, Any], out_dir: Path) -> list[Path]:
     result["verdict_first_vs_full"] = verdict_first_vs_full(result)
     result["custom_policies"] = policy_summary(result)
-    ran = {entry["arm"] for entry in result["arms"]}
-    report = replace(REPORT, command="make bench-policies") if ran == set(POLICY_RUN) else REPORT
+    report = replace(REPORT, command=report_command([entry["arm"] for entry in result["arms"]]))
     return report.write(out_dir, result, bench_markdown(result), lambda fig: draw_bench(result, fig))
+
+
+def report_command(ran: Sequence[str]) -> str:
+    """The make command that runs these arms (the workload's sizes are in the report's body)."""
+    if set(ran) == set(POLICY_RUN):
+        return "make bench-policies"
+    if set(ran) == set(ARMS):
+        return REPORT.command
+    return f'{REPORT.command} BENCH_FLAGS="--arms {" ".join(ran)}"'
 
 
 def default_out_dir() -> Path:

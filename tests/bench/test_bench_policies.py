@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.arms import ARM_SPECS, MERGED_TARGET, POLICY_ADAPTERS, POLICY_ARMS, Arm, Server
-from bench.side_by_side import policy_summary, write_results
+from bench.arms import ARM_SPECS, ARMS, MERGED_TARGET, POLICY_ADAPTERS, POLICY_ARMS, Arm, Server
+from bench.side_by_side import policy_summary, report_command, write_results
 from bench.side_by_side_report import bench_markdown
 from tests.bench.test_bench_report import cli, result, run
 
@@ -65,10 +65,11 @@ def test_no_policy_arms_no_section() -> None:
     assert "## Custom policies" not in bench_markdown(data)
 
 
-def test_a_run_of_the_policy_arms_alone_names_its_own_command(tmp_path: Path) -> None:
+def test_a_run_of_some_arms_names_the_command_that_runs_them(tmp_path: Path) -> None:
+    assert report_command(list(ARMS)) == "make bench"
+    assert report_command([Arm.TUNED, *POLICY_ARMS]) == "make bench-policies"
+    assert report_command([Arm.TUNED, Arm.MERGED]) == 'make bench BENCH_FLAGS="--arms tuned merged"'
     data = policy_result()
-    write_results(data, tmp_path / "all")
-    assert "Measured by `make bench` on" in (tmp_path / "all" / "bench.md").read_text()
     data["arms"] = [entry for entry in data["arms"] if entry["arm"] in {Arm.TUNED, *POLICY_ARMS}]
-    write_results(data, tmp_path / "policies")
-    assert "Measured by `make bench-policies` on" in (tmp_path / "policies" / "bench.md").read_text()
+    write_results(data, tmp_path)
+    assert "Measured by `make bench-policies` on" in (tmp_path / "bench.md").read_text()
