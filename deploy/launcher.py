@@ -27,6 +27,7 @@ import psutil
 import yaml
 
 from deploy.adapters import Adapter, AdapterError, model_policy, read_adapters
+from deploy.lifeline import group_alive
 from deploy.profiles import LoraModule, ServingProfile
 from deploy.standin import REPO_ROOT, is_standin, resolve_model
 from guard_client import STANDIN_MARKER, STANDIN_WARNING
@@ -41,6 +42,8 @@ STANDIN_BANNER = (
 
 #: The wrapper that ties a server's process group to this process's life (see `spawn_tied`).
 LIFELINE = Path(__file__).with_name("lifeline.py")
+#: How long a stop waits for a SIGKILLed process group to be gone.
+KILL_WAIT_SECONDS = 5.0
 #: Write ends of the lifelines of the servers this process started, by server pid.
 _LIFELINES: dict[int, int] = {}
 
@@ -86,6 +89,10 @@ def stop_process_group(process: subprocess.Popen[str] | None, grace: float) -> N
         # Engine workers that outlived the API server share its process group, as does the watchdog.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
+        # SIGKILL is delivered, not yet done: return once the group is gone, so "stopped" means no process.
+        deadline = time.monotonic() + KILL_WAIT_SECONDS
+        while time.monotonic() < deadline and group_alive(process.pid):
+            time.sleep(0.02)
         lifeline = _LIFELINES.pop(process.pid, None)
         if lifeline is not None:
             os.close(lifeline)

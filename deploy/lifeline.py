@@ -24,11 +24,10 @@ import time
 GRACE_SECONDS = 5.0
 
 
-def _others_in_group(group: int) -> bool:
-    """Whether any process of `group` other than this one is still alive (zombies do not count)."""
-    me = os.getpid()
+def group_alive(group: int, besides: int | None = None) -> bool:
+    """Whether any process of `group` other than `besides` is still alive (zombies do not count)."""
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
+        if not entry.isdigit() or int(entry) == besides:
             continue
         try:
             with open(f"/proc/{entry}/stat") as stat:
@@ -53,7 +52,7 @@ def watch(fd: int) -> None:
     group = os.getpgrp()
     os.killpg(group, signal.SIGTERM)
     deadline = time.monotonic() + GRACE_SECONDS
-    while time.monotonic() < deadline and _others_in_group(group):
+    while time.monotonic() < deadline and group_alive(group, besides=os.getpid()):
         time.sleep(0.1)
     os.killpg(group, signal.SIGKILL)
 
