@@ -27,7 +27,7 @@ import psutil
 import yaml
 
 from deploy.adapters import Adapter, AdapterError, model_policy, read_adapters
-from deploy.lifeline import group_alive
+from deploy.lifeline import wait_group_gone
 from deploy.profiles import LoraModule, ServingProfile
 from deploy.standin import REPO_ROOT, is_standin, resolve_model
 from guard_client import STANDIN_MARKER, STANDIN_WARNING
@@ -90,9 +90,7 @@ def stop_process_group(process: subprocess.Popen[str] | None, grace: float) -> N
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         # SIGKILL is delivered, not yet done: return once the group is gone, so "stopped" means no process.
-        deadline = time.monotonic() + KILL_WAIT_SECONDS
-        while time.monotonic() < deadline and group_alive(process.pid):
-            time.sleep(0.02)
+        wait_group_gone(process.pid, KILL_WAIT_SECONDS, poll=0.02)
         lifeline = _LIFELINES.pop(process.pid, None)
         if lifeline is not None:
             os.close(lifeline)

@@ -39,6 +39,16 @@ def group_alive(group: int, besides: int | None = None) -> bool:
     return False
 
 
+def wait_group_gone(group: int, seconds: float, besides: int | None = None, poll: float = 0.1) -> bool:
+    """Wait up to `seconds` until no process of `group` but `besides` is alive; whether none is."""
+    deadline = time.monotonic() + seconds
+    while group_alive(group, besides):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)
+    return True
+
+
 def watch(fd: int) -> None:
     """Wait for end-of-file on `fd`, then end this process group (this process included)."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the group's own SIGTERM must not end the watch early
@@ -51,9 +61,7 @@ def watch(fd: int) -> None:
             continue
     group = os.getpgrp()
     os.killpg(group, signal.SIGTERM)
-    deadline = time.monotonic() + GRACE_SECONDS
-    while time.monotonic() < deadline and group_alive(group, besides=os.getpid()):
-        time.sleep(0.1)
+    wait_group_gone(group, GRACE_SECONDS, besides=os.getpid())
     os.killpg(group, signal.SIGKILL)
 
 
