@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,31 +118,34 @@ def test_adapter_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_random_adapter(build_standin("tiny"), root / TEST_ADAPTER, policy, rank=8, seed=TEST_ADAPTER_SEED)
 
 
+def _session_server(reuse: str, env: dict[str, str], **options: Any) -> Iterator[object]:
+    """A real vLLM OpenAI server on the CPU serving the tiny stand-in (the `cpu` profile) on a free port for
+    the session, or the server the environment variable `reuse` names."""
+    from deploy.launcher import GuardServer, free_port
+    from deploy.profiles import load_profile
+
+    if os.environ.get(reuse):
+        yield _External(os.environ[reuse])
+        return
+    server = GuardServer(
+        load_profile("cpu"), model="standin:tiny", host="127.0.0.1", port=free_port(), env=env, **options
+    )
+    with server:
+        yield server
+
+
 @pytest.fixture(scope="session")
 def guard_server() -> Iterator[object]:
-    """The session's vLLM server: a real vLLM OpenAI server on the CPU serving the tiny stand-in, on a free
-    port, as the guard (`qwen3guard`) and as the main LLM of the chat gateway's tests (`main-llm`).
+    """The session's vLLM server, as the guard (`qwen3guard`) and as the main LLM of the chat gateway's tests
+    (`main-llm`).
 
     Set GUARD_TEST_URL to reuse a server you started yourself (it must serve the tiny stand-in as
     `qwen3guard` and `main-llm`).
     """
-    from deploy.launcher import GuardServer, free_port
     from deploy.profiles import load_profile
 
-    if os.environ.get("GUARD_TEST_URL"):
-        yield _External(os.environ["GUARD_TEST_URL"])
-        return
-    profile = load_profile("cpu")
-    server = GuardServer(
-        profile,
-        model="standin:tiny",
-        host="127.0.0.1",
-        port=free_port(),
-        env=SERVER_ENV,
-        extra_args=["--served-model-name", profile.served_model_name, MAIN_LLM_NAME],
-    )
-    with server:
-        yield server
+    names = ["--served-model-name", load_profile("cpu").served_model_name, MAIN_LLM_NAME]
+    yield from _session_server("GUARD_TEST_URL", SERVER_ENV, extra_args=names)
 
 
 @pytest.fixture(scope="session")
@@ -160,22 +164,11 @@ def lora_server(test_adapter_dir: Path) -> Iterator[object]:
     adapter `deploy.adapters.build_random_adapter` builds with TEST_ADAPTER_SEED as `acme`, and
     VLLM_ALLOW_RUNTIME_LORA_UPDATING=True).
     """
-    from deploy.launcher import GuardServer, free_port
-    from deploy.profiles import load_profile
-
-    if os.environ.get("GUARD_TEST_LORA_URL"):
-        yield _External(os.environ["GUARD_TEST_LORA_URL"])
-        return
-    server = GuardServer(
-        load_profile("cpu"),
-        model="standin:tiny",
-        host="127.0.0.1",
-        port=free_port(),
-        env={**SERVER_ENV, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"},
+    yield from _session_server(
+        "GUARD_TEST_LORA_URL",
+        {**SERVER_ENV, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"},
         adapter_specs=[f"{TEST_ADAPTER}={test_adapter_dir}"],
     )
-    with server:
-        yield server
 
 
 class _External:
