@@ -144,17 +144,17 @@ reliability: install
 	$(BIN)/python -m reliability --out reliability/reports
 
 # guard tune's worked example (issue 21): a LoRA adapter for the two-category policy of guard_tune/examples/acme/ on
-# the tiny stand-in, 150 steps of 8, evaluated base vs adapter through vLLM; prints where the adapter is and how
-# to serve it. Rerunning resumes an interrupted run. The measured card: guard_tune/examples/acme/result/.
+# the tiny stand-in, 400 steps of 8 (ten passes over the 320 training rows), evaluated base vs adapter through
+# vLLM; prints where the adapter is and how to serve it. Rerunning resumes an interrupted run. The measured card: guard_tune/examples/acme/result/.
 #   make tune TUNE_FLAGS="--base standin:full --merge"   (any `guard tune` flag)
 TUNE_OUT ?= .cache/adapters/acme
 TUNE_FLAGS ?=
 tune: install
 	$(BIN)/python -m guard_tune --data guard_tune/examples/acme/data.jsonl \
-		--policy guard_tune/examples/acme/guard_policy.yaml --out $(TUNE_OUT) --steps 150 $(TUNE_FLAGS)
+		--policy guard_tune/examples/acme/guard_policy.yaml --out $(TUNE_OUT) --steps 400 $(TUNE_FLAGS)
 
 # LoRA training throughput on the full stand-in as a fraction of the bf16 matmul limit measured in the same run,
-# and the head-only loss against the naive one. JSON + markdown + PNG in loadtest/reports/.
+# and the head-only loss against the naive one. JSON + markdown + PNG in bench/reports/.
 #   make bench-tune BENCH_TUNE_FLAGS="--variant tiny --steps 1 --batch 2"   (smoke)
 BENCH_TUNE_FLAGS ?=
 bench-tune: install
