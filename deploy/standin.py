@@ -205,6 +205,8 @@ def build_standin(variant: str = "tiny", cache_dir: Path | None = None, force: b
         (work / "README.md").write_text(
             MODEL_CARD.format(name=target.name, variant=variant, seed=SEED, fingerprint=_fingerprint(variant))
         )
+        if target.is_dir() and (target / "config.json").is_file() and not force:
+            return target  # another process built it meanwhile (the same bytes): never pull it from under a reader
         if target.exists():
             shutil.rmtree(target)
         work.rename(target)  # atomic: a half-built directory is never mistaken for a cached one
