@@ -1,15 +1,20 @@
 """Shared fixtures. End-to-end tests get one real vLLM server (CPU build, tiny stand-in) per session, and the
-adapter tests a second one with vLLM's multi-LoRA (see `lora_server`)."""
+adapter tests a second one with vLLM's multi-LoRA (see `_lora_server`). Both start in the background once the
+tests are collected, and the end-to-end tests run last."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -75,13 +80,45 @@ def golden_cases() -> list[tuple[str, list[dict[str, str]], str]]:
 
 
 #: The fixtures that start a real vLLM server: a test that uses one is end-to-end.
-SERVER_FIXTURES = frozenset({"guard_server", "lora_server"})
+SERVER_FIXTURES = ("guard_server", "lora_server")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if set(SERVER_FIXTURES) & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
+    # End-to-end tests last, each group in its own order: the unit tests run while the servers start.
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
+
+#: The tiny stand-in's test adapter (see TEST_ADAPTER), built once per session beside the LoRA server.
+_ADAPTER_ROOT = tempfile.TemporaryDirectory(prefix="guard-test-adapters-")
+#: Session servers starting in the background since the end of collection, by fixture name.
+_STARTING: dict[str, Future[object]] = {}
+_STARTER = ThreadPoolExecutor(max_workers=len(SERVER_FIXTURES), thread_name_prefix="vllm-start")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the vLLM servers the selected tests need, in the background: on 2 cores a server's start
+    (a minute of mostly one busy core) then overlaps the unit tests, which run first and use one."""
+    if session.config.option.collectonly:
+        return
+    needed = [name for name in SERVER_FIXTURES if any(name in getattr(i, "fixturenames", ()) for i in session.items)]
+    if needed:
+        from deploy.standin import build_standin
+
+        build_standin("tiny")  # once, here: the servers and the unit tests then all find it built
+    for name in needed:
+        _STARTING[name] = _STARTER.submit(_SERVERS[name])
+
+
+def pytest_sessionfinish() -> None:
+    """Stop every server started in the background, used or not (a run that ended before its e2e tests)."""
+    for future in _STARTING.values():
+        with contextlib.suppress(BaseException):  # a failed start has failed its tests already
+            getattr(future.result(), "stop", lambda: None)()
+    _STARTER.shutdown()
+    _ADAPTER_ROOT.cleanup()
 
 
 #: The second name the session server answers to: the main LLM of the chat gateway's end-to-end tests.
@@ -106,36 +143,54 @@ categories:
 SERVER_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_SERVER_DEV_MODE": "1"}
 
 
-@pytest.fixture(scope="session")
-def test_adapter_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The test adapter's directory (adapter_config.json, adapter_model.safetensors, guard_policy.yaml)."""
+def build_test_adapter() -> Path:
+    """The test adapter's directory (adapter_config.json, adapter_model.safetensors, guard_policy.yaml), built
+    on first use."""
     from deploy.adapters import build_random_adapter
     from deploy.standin import build_standin
 
-    root = tmp_path_factory.mktemp("adapters")
+    root = Path(_ADAPTER_ROOT.name)
+    if (root / TEST_ADAPTER).is_dir():
+        return root / TEST_ADAPTER
     policy = root / "acme-policy.yaml"
     policy.write_text(TEST_ADAPTER_POLICY)
     return build_random_adapter(build_standin("tiny"), root / TEST_ADAPTER, policy, rank=8, seed=TEST_ADAPTER_SEED)
 
 
-def _session_server(reuse: str, env: dict[str, str], **options: Any) -> Iterator[object]:
+@pytest.fixture(scope="session")
+def test_adapter_dir() -> Path:
+    return build_test_adapter()
+
+
+def _start_server(reuse: str, env: dict[str, str], **options: Any) -> object:
     """A real vLLM OpenAI server on the CPU serving the tiny stand-in (the `cpu` profile) on a free port for
     the session, or the server the environment variable `reuse` names."""
-    from deploy.launcher import GuardServer, free_port
+    from deploy.launcher import GuardServer
     from deploy.profiles import load_profile
 
     if os.environ.get(reuse):
-        yield _External(os.environ[reuse])
-        return
+        return _External(os.environ[reuse])
     server = GuardServer(
-        load_profile("cpu"), model="standin:tiny", host="127.0.0.1", port=free_port(), env=env, **options
+        load_profile("cpu"), model="standin:tiny", host="127.0.0.1", port=_server_port(), env=env, **options
     )
-    with server:
-        yield server
+    return server.start()
 
 
-@pytest.fixture(scope="session")
-def guard_server() -> Iterator[object]:
+def _server_port() -> int:
+    """A free port below Linux's ephemeral range (32768-60999): a server binds its port only once it has
+    loaded, a minute after it was chosen, and meanwhile the unit tests bind ports the kernel picks from that
+    range, never from this one."""
+    for port in random.sample(range(20000, 32000), 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-32000 for the session's vLLM server")
+
+
+def _guard_server() -> object:
     """The session's vLLM server, as the guard (`qwen3guard`) and as the main LLM of the chat gateway's tests
     (`main-llm`).
 
@@ -145,15 +200,14 @@ def guard_server() -> Iterator[object]:
     from deploy.profiles import load_profile
 
     names = ["--served-model-name", load_profile("cpu").served_model_name, MAIN_LLM_NAME]
-    yield from _session_server("GUARD_TEST_URL", SERVER_ENV, extra_args=names)
+    return _start_server("GUARD_TEST_URL", SERVER_ENV, extra_args=names)
 
 
-@pytest.fixture(scope="session")
-def lora_server(test_adapter_dir: Path) -> Iterator[object]:
+def _lora_server() -> object:
     """The same tiny stand-in served with vLLM's multi-LoRA (`--enable-lora`): the test adapter `acme` beside
     the base guard, and room for the adapters a test loads while it runs (`/v1/load_lora_adapter`, which
-    `guard tune`'s end-to-end test uses for the adapter it has just trained). Started only when a test asks
-    for an adapter.
+    `guard tune`'s end-to-end test uses for the adapter it has just trained). Started only when a selected
+    test asks for an adapter.
 
     A server of its own, not the session server, because vLLM's CPU backend turns graph compilation off on a
     server with LoRA enabled, for every request it serves: measured on the tiny stand-in with this suite's
@@ -164,11 +218,33 @@ def lora_server(test_adapter_dir: Path) -> Iterator[object]:
     adapter `deploy.adapters.build_random_adapter` builds with TEST_ADAPTER_SEED as `acme`, and
     VLLM_ALLOW_RUNTIME_LORA_UPDATING=True).
     """
-    yield from _session_server(
+    adapter = build_test_adapter()
+    return _start_server(
         "GUARD_TEST_LORA_URL",
         {**SERVER_ENV, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"},
-        adapter_specs=[f"{TEST_ADAPTER}={test_adapter_dir}"],
+        adapter_specs=[f"{TEST_ADAPTER}={adapter}"],
     )
+
+
+_SERVERS = {"guard_server": _guard_server, "lora_server": _lora_server}
+
+
+def _started(name: str) -> object:
+    """The server `name`, started in the background by `pytest_collection_finish` (or now, for a test that
+    asked for it some other way); its start-up error, if it failed, fails each test that needs it."""
+    if name not in _STARTING:
+        _STARTING[name] = _STARTER.submit(_SERVERS[name])
+    return _STARTING[name].result()
+
+
+@pytest.fixture(scope="session")
+def guard_server() -> object:
+    return _started("guard_server")
+
+
+@pytest.fixture(scope="session")
+def lora_server() -> object:
+    return _started("lora_server")
 
 
 class _External:
