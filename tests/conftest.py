@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -98,6 +99,12 @@ _STARTING: dict[str, Future[object]] = {}
 _STARTER = ThreadPoolExecutor(max_workers=len(SERVER_FIXTURES), thread_name_prefix="vllm-start")
 
 
+def on_server_start_thread() -> bool:
+    """Whether this thread is starting a session server: a test that replaces a function for the whole process
+    (time.sleep, say) lets that thread's calls through."""
+    return threading.current_thread().name.startswith("vllm-start")
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start the vLLM servers the selected tests need, in the background: on 2 cores a server's start
     (a minute of mostly one busy core) then overlaps the unit tests, which run first and use one."""
@@ -109,7 +116,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
         build_standin("tiny")  # once, here: the servers and the unit tests then all find it built
     for name in needed:
-        _STARTING[name] = _STARTER.submit(_SERVERS[name])
+        _STARTING[name] = _STARTER.submit(_SERVERS[name], dict(os.environ))
 
 
 def pytest_sessionfinish() -> None:
@@ -162,16 +169,22 @@ def test_adapter_dir() -> Path:
     return build_test_adapter()
 
 
-def _start_server(reuse: str, env: dict[str, str], **options: Any) -> object:
+def _start_server(environ: dict[str, str], reuse: str, env: dict[str, str], **options: Any) -> object:
     """A real vLLM OpenAI server on the CPU serving the tiny stand-in (the `cpu` profile) on a free port for
-    the session, or the server the environment variable `reuse` names."""
+    the session, or the server the environment variable `reuse` names. `environ`: the process environment when
+    the start was asked for (a unit test running meanwhile may change os.environ for a while)."""
     from deploy.launcher import GuardServer
     from deploy.profiles import load_profile
 
-    if os.environ.get(reuse):
-        return _External(os.environ[reuse])
+    if environ.get(reuse):
+        return _External(environ[reuse])
     server = GuardServer(
-        load_profile("cpu"), model="standin:tiny", host="127.0.0.1", port=_server_port(), env=env, **options
+        load_profile("cpu"),
+        model="standin:tiny",
+        host="127.0.0.1",
+        port=_server_port(),
+        env={**environ, **env},
+        **options,
     )
     return server.start()
 
@@ -190,7 +203,7 @@ def _server_port() -> int:
     raise RuntimeError("no free port in 20000-32000 for the session's vLLM server")
 
 
-def _guard_server() -> object:
+def _guard_server(environ: dict[str, str]) -> object:
     """The session's vLLM server, as the guard (`qwen3guard`) and as the main LLM of the chat gateway's tests
     (`main-llm`).
 
@@ -200,10 +213,10 @@ def _guard_server() -> object:
     from deploy.profiles import load_profile
 
     names = ["--served-model-name", load_profile("cpu").served_model_name, MAIN_LLM_NAME]
-    return _start_server("GUARD_TEST_URL", SERVER_ENV, extra_args=names)
+    return _start_server(environ, "GUARD_TEST_URL", SERVER_ENV, extra_args=names)
 
 
-def _lora_server() -> object:
+def _lora_server(environ: dict[str, str]) -> object:
     """The same tiny stand-in served with vLLM's multi-LoRA (`--enable-lora`): the test adapter `acme` beside
     the base guard, and room for the adapters a test loads while it runs (`/v1/load_lora_adapter`, which
     `guard tune`'s end-to-end test uses for the adapter it has just trained). Started only when a selected
@@ -220,6 +233,7 @@ def _lora_server() -> object:
     """
     adapter = build_test_adapter()
     return _start_server(
+        environ,
         "GUARD_TEST_LORA_URL",
         {**SERVER_ENV, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"},
         adapter_specs=[f"{TEST_ADAPTER}={adapter}"],
@@ -233,7 +247,7 @@ def _started(name: str) -> object:
     """The server `name`, started in the background by `pytest_collection_finish` (or now, for a test that
     asked for it some other way); its start-up error, if it failed, fails each test that needs it."""
     if name not in _STARTING:
-        _STARTING[name] = _STARTER.submit(_SERVERS[name])
+        _STARTING[name] = _STARTER.submit(_SERVERS[name], dict(os.environ))
     return _STARTING[name].result()
 
 

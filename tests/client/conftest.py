@@ -5,6 +5,7 @@ aiohttp wire (the same fake behind a real socket)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 
 from guard_client import AsyncGuardClient, GuardClient
 from guard_client.testing import FakeVLLM, served_over_http
+from tests.conftest import on_server_start_thread
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -77,6 +79,14 @@ def slept(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
     async def async_sleep(seconds: float) -> None:
         waits.append(seconds)
 
-    monkeypatch.setattr("time.sleep", waits.append)
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        if on_server_start_thread():
+            real_sleep(seconds)  # a session server starting in the background really waits
+        else:
+            waits.append(seconds)
+
+    monkeypatch.setattr("time.sleep", sleep)
     monkeypatch.setattr("asyncio.sleep", async_sleep)
     yield waits
