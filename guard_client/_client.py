@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -282,6 +281,8 @@ class AsyncGuardClient(_ClientBase):
     ) -> list[Verdict]:
         _check_concurrency(concurrency)
         Settings.of(options)
+        import asyncio
+
         batch = list(items)
         gate = asyncio.Semaphore(concurrency)
         with _progress_bar(len(batch), progress) as bar:
@@ -300,6 +301,8 @@ class AsyncGuardClient(_ClientBase):
             return list(await asyncio.gather(*(one(item) for item in batch)))
 
     async def _send(self, request: Request) -> Any:
+        import asyncio
+
         retries = 0
         while True:
             try:
@@ -322,6 +325,8 @@ class AsyncGuardClient(_ClientBase):
             return stop.value  # type: ignore[no-any-return]
 
     async def _outcome(self, step: Request | Parallel) -> Any:
+        import asyncio
+
         if isinstance(step, Parallel):
             return await asyncio.gather(*(self._drive_captured(f) for f in step.flows))
         try:

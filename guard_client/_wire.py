@@ -12,18 +12,21 @@ environment.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import aiohttp
 import httpx
 from yarl import URL
 
 from guard_client._constants import USER_AGENT
 from guard_client._errors import GuardConnectionError, GuardError, GuardTimeoutError
+
+if TYPE_CHECKING:  # imported where used: `import guard_client` loads no event loop (asyncio's loads subprocess)
+    import asyncio
+
+    import aiohttp
 
 #: aiohttp's pool for the async client: enough connections for a gateway's concurrent checks.
 MAX_CONNECTIONS = 512
@@ -154,6 +157,8 @@ class AiohttpWire(_Wire):
     from another loop (successive `asyncio.run` calls): a session serves one loop only."""
 
     def __init__(self, base_url: str, api_key: str | None, timeout: float) -> None:
+        import aiohttp
+
         super().__init__(base_url, api_key)
         # httpx.Timeout(timeout)'s meaning: each of connecting, waiting for a pooled connection and
         # each read may take `timeout`; the whole request has no limit of its own.
@@ -163,6 +168,8 @@ class AiohttpWire(_Wire):
         self._urls: dict[str, URL] = {}
 
     def _open(self, loop: asyncio.AbstractEventLoop) -> aiohttp.ClientSession:
+        import aiohttp
+
         if self._session is not None:
             # Made in a loop that is gone or elsewhere, which owns its connections: they are dropped
             # here and closed when collected (asyncio can close nothing on a closed loop).
@@ -174,6 +181,10 @@ class AiohttpWire(_Wire):
         return self._session
 
     async def send(self, method: str, path: str, body: Any, headers: Mapping[str, str] | None = None) -> Answer:
+        import asyncio
+
+        import aiohttp
+
         loop = asyncio.get_running_loop()
         session = self._session if self._loop is loop and self._session is not None else self._open(loop)
         url = self._urls.get(path)

@@ -60,17 +60,17 @@ def test_the_client_library_imports_no_server_or_model_dependencies() -> None:
     code = (
         "import sys, guard_client\n"
         # yaml: only reading a policy file needs it; openai: only the gateway's moderation shape; pyarrow,
-        # matplotlib: only the applications' Parquet and charts; filelock: only a batch run's lock.
+        # matplotlib: only the applications' Parquet and charts; filelock: only a batch run's lock; fcntl: POSIX
+        # only (asyncio's import loads it through subprocess, so the async client imports asyncio when used).
         "heavy = ('vllm', 'torch', 'transformers', 'fastapi', 'starlette', 'uvicorn', 'yaml', 'openai', 'pyarrow',"
-        " 'matplotlib', 'filelock', 'guard_screen', 'guard_eval', 'guard_gateway')\n"
+        " 'matplotlib', 'filelock', 'fcntl', 'guard_screen', 'guard_eval', 'guard_gateway')\n"
         "print(','.join(sorted(m for m in heavy if m in sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 
 
-#: Modules that exist on one platform only. (On POSIX the standard library's subprocess, which asyncio imports,
-#: loads fcntl itself; what matters is that the library never needs one to import.)
+#: Modules that exist on one platform only: the library never needs one to import.
 PLATFORM_ONLY = {"fcntl", "msvcrt", "termios", "resource", "pwd", "grp", "winreg"}
 
 
