@@ -232,6 +232,7 @@ def write_report(result: dict[str, Any], out: Path) -> list[Path]:
         right.bar(names, [h["speedup"] for h in losses], color="tab:green", label="measured")
         right.scatter(names, [h["flop_ratio"] for h in losses], color="black", marker="_", s=400, label="FLOP ratio")
         right.set_yscale("log")
+        right.set_ylim(bottom=1)  # 1x: no faster
         right.set_ylabel("naive step / head-only step")
         right.set_title("the head only where the loss needs it")
         right.legend()
